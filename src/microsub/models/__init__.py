@@ -1,0 +1,1 @@
+"""From-scratch estimators (gradient descent, boosted trees) with scikit-learn's API."""
