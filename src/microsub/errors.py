@@ -28,6 +28,10 @@ class ContractError(MicrosubError):
     """A table does not match the data contract (missing column, wrong type, broken invariant)."""
 
 
+class ModelError(MicrosubError, ValueError):
+    """A model got a parameter or data it cannot fit (a ValueError, as scikit-learn expects)."""
+
+
 class LakeError(MicrosubError):
     """Base class of data-lake errors."""
 
@@ -42,6 +46,10 @@ class LakeUnavailableError(LakeError):
 
 class DatasetNotFoundError(LakeError):
     """No committed dataset (no manifest) at the requested place."""
+
+
+class ObjectNotFoundError(LakeError):
+    """No object (file) under the requested bucket and key."""
 
 
 class IntegrityError(LakeError):
