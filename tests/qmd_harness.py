@@ -1,0 +1,441 @@
+"""Run and check Quarto documents (.qmd) without Quarto: the proof that the book rebuilds.
+
+Quarto cannot be installed everywhere the tests run, so the report tests do what its Jupyter
+engine does and check what its cross-referencing would reject:
+
+- :func:`parse_qmd` splits a document into its Python cells (with their ``#|`` options), its
+  inline ```{python} expr``` expressions and its prose;
+- :func:`execute` runs the cells in order in a fresh Jupyter kernel (through nbclient), each
+  inline expression after the cells that precede it, and raises :class:`QmdExecutionError`
+  naming the file and the cell at the first failure;
+- :func:`output_problems`, :func:`cross_reference_problems` and :func:`citation_problems` list
+  what would be wrong in the rendered book: a ``fig-`` cell without an image, a ``tbl-`` cell
+  without a table, an ``@fig-``/``@tbl-``/``@sec-`` reference without its label, a citation
+  without its key in the bibliography.
+
+Only the subset of Quarto the book uses is understood; the rules are written next to the
+regular expressions that implement them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+from nbclient import NotebookClient
+from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
+
+#: Opening fence of an executable Python cell: ```{python} or ```{python, ...} (3+ backticks).
+EXECUTABLE_FENCE = re.compile(r"^(?P<fence>`{3,})\s*\{python(?:[\s,][^}]*)?\}\s*$")
+#: Any other fenced block (```bash, ~~~, ```{.python}, ```{=html}): literal text, never run.
+LITERAL_FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})")
+#: Inline expression `{python} expr`.
+INLINE_EXPRESSION = re.compile(r"`\{python\}\s+(?P<expr>[^`]+?)\s*`")
+#: Inline code spans, removed from prose before looking for references and citations.
+CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.S)
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+SHORTCODE = re.compile(r"\{\{<.*?>\}\}", re.S)
+#: Pandoc attribute blocks {#id .class key=value}; ids are the labels of headings, divs, etc.
+ATTRIBUTES = re.compile(r"\{([^{}\n]*)\}")
+ATTRIBUTE_ID = re.compile(r"(?:^|\s)#([A-Za-z][\w:.-]*)")
+#: Quarto cross-reference types; `@type-name` is a cross-reference, not a citation.
+CROSSREF_PATTERN = "fig|tbl|sec|eq|lst|thm|lem|cor|prp|cnj|def|exm|exr|sol|rem|alg"
+CROSSREF_TYPES = frozenset(CROSSREF_PATTERN.split("|"))
+#: A cross-reference: @fig-name, not preceded by a word character (e-mail) or a slash (URL).
+#: A label ends in a letter, digit or underscore, so a full stop after it is not part of it.
+CROSS_REFERENCE = re.compile(r"(?<![\w@/.:~])@((?:" + CROSSREF_PATTERN + r")-[\w.:-]*\w)")
+#: A Pandoc citation key: @key, [@key], [-@key], [see @key, p. 3], @{key}. Internal punctuation
+#: (:.#$%&-+?<>~/) is allowed; the key ends in a word character. An @ preceded by a word
+#: character, a dot, a slash or a colon belongs to an e-mail address, a URL or a handle.
+CITATION = re.compile(
+    r"(?<![\w@/.:~])-?@(?:\{(?P<braced>[^{}]+)\}|(?P<key>\w(?:[\w:.#$%&+?<>~/-]*\w)?))"
+)
+BIB_KEY = re.compile(r"^\s*@(?P<type>\w+)\s*\{\s*(?P<key>[^,\s]+)\s*,", re.M)
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: A Markdown table: a row with a pipe followed by a separator line of dashes (pipe tables), or
+#: a separator of dash groups under a header line (simple tables, as tabulate writes them).
+MARKDOWN_TABLE = re.compile(
+    r"^[^\n]*\S[^\n]*\n[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:[| \t][ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$",
+    re.M,
+)
+IMAGE_TYPES = ("image/png", "image/svg+xml")
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CodeCell:
+    """One executable Python cell of a .qmd document.
+
+    Attributes:
+        number: 1-based position among the document's Python cells.
+        line: line of the opening fence in the file (1-based).
+        source: the code, without its ``#|`` option lines.
+        options: the cell options (``#|`` YAML lines at the top of the cell).
+    """
+
+    number: int
+    line: int
+    source: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str | None:
+        value = self.options.get("label")
+        return None if value is None else str(value)
+
+    @property
+    def first_line(self) -> str:
+        return next((ln.strip() for ln in self.source.splitlines() if ln.strip()), "")
+
+    def describe(self) -> str:
+        """How a failure message names this cell: its label, or its number and first line."""
+        where = f"cell {self.number} (line {self.line})"
+        if self.label:
+            return f"{where}, label {self.label!r}"
+        return f"{where}, first line {self.first_line!r}"
+
+
+@dataclass(frozen=True)
+class InlineExpression:
+    """An inline ```{python} expr``` expression; it runs after ``cells_before`` cells."""
+
+    expr: str
+    line: int
+    cells_before: int
+
+    def describe(self) -> str:
+        return f"inline expression `{{python}} {self.expr}` (line {self.line})"
+
+
+@dataclass(frozen=True)
+class QmdDocument:
+    """A parsed .qmd file.
+
+    Attributes:
+        path: the file.
+        meta: its YAML front matter (empty if none).
+        cells: its Python cells, in order.
+        inlines: its inline expressions, in order.
+        prose: the Markdown outside code, with code spans, comments and shortcodes removed:
+            the text in which references and citations are looked for.
+        labels: every label defined in the document: cell labels and ``{#id}`` attributes.
+    """
+
+    path: Path
+    meta: Mapping[str, Any]
+    cells: tuple[CodeCell, ...]
+    inlines: tuple[InlineExpression, ...]
+    prose: str
+    labels: frozenset[str]
+
+    @property
+    def eval_default(self) -> bool:
+        """Whether cells run unless they say otherwise (front matter ``execute: eval``)."""
+        execute = self.meta.get("execute") or {}
+        return execute.get("eval", True) is not False
+
+    def runs(self, cell: CodeCell) -> bool:
+        """Whether ``cell`` is executed (``#| eval: false`` cells are not)."""
+        return cell.options.get("eval", self.eval_default) is not False
+
+
+def _front_matter(lines: list[str]) -> tuple[dict[str, Any], int]:
+    """YAML front matter of a document and the index of its first body line."""
+    if not lines or lines[0].strip() != "---":
+        return {}, 0
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            meta = yaml.safe_load("\n".join(lines[1:i])) or {}
+            return (meta if isinstance(meta, dict) else {}), i + 1
+    return {}, 0
+
+
+def _cell_options(body: list[str], path: Path, line: int) -> tuple[dict[str, Any], list[str]]:
+    """Split a cell body into its ``#|`` options (YAML) and its code."""
+    n = 0
+    while n < len(body) and body[n].lstrip().startswith("#|"):
+        n += 1
+    text = "\n".join(ln.lstrip()[2:] for ln in body[:n])
+    try:
+        options = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: cell at line {line}: invalid #| options: {exc}") from exc
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: cell at line {line}: #| options must be key: value lines")
+    return options, body[n:]
+
+
+def parse_qmd(path: str | Path) -> QmdDocument:
+    """Parse a .qmd file into cells, inline expressions, prose and labels."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    meta, i = _front_matter(lines)
+    cells: list[CodeCell] = []
+    inlines: list[InlineExpression] = []
+    prose: list[str] = []
+    while i < len(lines):
+        line = lines[i]
+        executable = EXECUTABLE_FENCE.match(line.strip())
+        literal = None if executable else LITERAL_FENCE.match(line)
+        if executable or literal:
+            fence = (executable or literal).group("fence")
+            end = i + 1
+            while end < len(lines) and not (
+                lines[end].strip().startswith(fence) and lines[end].strip().strip(fence[0]) == ""
+            ):
+                end += 1
+            if executable:
+                options, code = _cell_options(lines[i + 1 : end], path, i + 1)
+                cells.append(CodeCell(len(cells) + 1, i + 1, "\n".join(code), options))
+            i = end + 1
+            continue
+        for m in INLINE_EXPRESSION.finditer(line):
+            inlines.append(InlineExpression(m.group("expr"), i + 1, len(cells)))
+        prose.append(line)
+        i += 1
+    text = SHORTCODE.sub(" ", HTML_COMMENT.sub(" ", "\n".join(prose)))
+    text = CODE_SPAN.sub(" ", text)
+    labels = {c.label for c in cells if c.label}
+    for block in ATTRIBUTES.finditer(text):
+        labels.update(ATTRIBUTE_ID.findall(block.group(1)))
+    return QmdDocument(path, meta, tuple(cells), tuple(inlines), text, frozenset(labels))
+
+
+# --------------------------------------------------------------------------------------------
+# The book
+# --------------------------------------------------------------------------------------------
+def _quarto_config(root: Path) -> dict[str, Any]:
+    return yaml.safe_load((root / "_quarto.yml").read_text(encoding="utf-8")) or {}
+
+
+def _chapter_files(items: Iterable[Any]) -> list[str]:
+    """File names of a book's chapter list (strings, or parts with their own chapters)."""
+    files: list[str] = []
+    for item in items or []:
+        if isinstance(item, str):
+            files.append(item)
+        elif isinstance(item, dict):
+            for key in ("part", "href", "file"):  # a part may itself be a .qmd page
+                if str(item.get(key, "")).endswith(".qmd"):
+                    files.append(item[key])
+            files.extend(_chapter_files(item.get("chapters") or []))
+    return files
+
+
+def book_documents(root: Path) -> list[Path]:
+    """The book's .qmd files in reading order, as ``_quarto.yml`` lists them."""
+    book = _quarto_config(root).get("book") or {}
+    names = _chapter_files(book.get("chapters")) + _chapter_files(book.get("appendices"))
+    return [root / name for name in names if name.endswith(".qmd")]
+
+
+def render_list(root: Path) -> list[Path]:
+    """The files ``quarto render`` renders at the root (``project: render``)."""
+    project = _quarto_config(root).get("project") or {}
+    return [root / name for name in project.get("render") or []]
+
+
+def deck_documents(root: Path) -> list[Path]:
+    """The slide decks: ``slides/*.qmd``."""
+    return sorted((root / "slides").glob("*.qmd"))
+
+
+def bib_keys(path: Path) -> frozenset[str]:
+    """Citation keys defined in a BibTeX file (not @comment, @string, @preamble)."""
+    text = path.read_text(encoding="utf-8")
+    return frozenset(
+        m.group("key")
+        for m in BIB_KEY.finditer(text)
+        if m.group("type").lower() not in ("comment", "string", "preamble")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Static checks
+# --------------------------------------------------------------------------------------------
+def cross_references(doc: QmdDocument) -> list[str]:
+    """The labels a document refers to with ``@fig-``, ``@tbl-``, ``@sec-``, ... in its prose."""
+    return CROSS_REFERENCE.findall(doc.prose)
+
+
+def citations(doc: QmdDocument) -> list[str]:
+    """The citation keys a document uses (cross-references excluded)."""
+    keys = []
+    for m in CITATION.finditer(doc.prose):
+        key = m.group("braced") or m.group("key")
+        if key.split("-", 1)[0] in CROSSREF_TYPES and "-" in key:
+            continue
+        keys.append(key)
+    return keys
+
+
+def cross_reference_problems(doc: QmdDocument, section_labels: Iterable[str] = ()) -> list[str]:
+    """References without their label: in the same document, or for ``@sec-`` also among
+    ``section_labels`` (the book's section ids, when ``doc`` is part of the book)."""
+    known_sections = set(section_labels)
+    problems = []
+    for label in cross_references(doc):
+        if label in doc.labels or (label.startswith("sec-") and label in known_sections):
+            continue
+        where = (
+            "in this document or any chapter"
+            if label.startswith("sec-") and known_sections
+            else "in this document"
+        )
+        problems.append(f"{doc.path}: @{label} refers to a label defined nowhere {where}")
+    return problems
+
+
+def citation_problems(doc: QmdDocument, keys: Iterable[str]) -> list[str]:
+    """Citations whose key is not in the bibliography."""
+    known = set(keys)
+    return [
+        f"{doc.path}: citation @{key} has no entry in the bibliography"
+        for key in citations(doc)
+        if key not in known
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+# --------------------------------------------------------------------------------------------
+class QmdExecutionError(AssertionError):
+    """A cell or an inline expression of a document raised; the message names which."""
+
+
+@dataclass
+class ExecutedDocument:
+    """A document after execution.
+
+    Attributes:
+        doc: the parsed document.
+        outputs: the Jupyter outputs of each executed cell, by cell number.
+        inline_values: the ``text/plain`` value of each inline expression, in order.
+    """
+
+    doc: QmdDocument
+    outputs: dict[int, list[dict[str, Any]]]
+    inline_values: list[str]
+
+
+def install_kernel(folder: Path, env: Mapping[str, str], name: str = "microsub-report") -> str:
+    """Write a kernelspec for this Python (``sys.executable``) into ``folder/kernels/name``.
+
+    ``folder`` must be on ``JUPYTER_PATH`` for Jupyter to find it. ``env`` is set in every
+    kernel started from it (the data profile and folders the chapters read).
+    """
+    spec = folder / "kernels" / name
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "microsub report tests",
+                "language": "python",
+                "env": dict(env),
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    return name
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error name, value and last traceback lines of an nbclient failure, without colours."""
+    if isinstance(exc, CellExecutionError):
+        tail = "\n".join(ANSI.sub("", str(exc)).strip().splitlines()[-12:])
+        return f"{exc.ename}: {ANSI.sub('', exc.evalue)}\n{tail}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def execute(
+    doc: QmdDocument, *, kernel_name: str, cwd: Path, timeout: int = 900
+) -> ExecutedDocument:
+    """Run a document's cells and inline expressions in order in a fresh kernel.
+
+    Args:
+        doc: the parsed document.
+        kernel_name: a kernelspec name (see :func:`install_kernel`).
+        cwd: working directory of the kernel (the project root: ``execute-dir: project``).
+        timeout: seconds one cell may run.
+
+    Raises:
+        QmdExecutionError: at the first cell or inline expression that raises (or times out,
+            or kills the kernel), naming the file and the cell.
+    """
+    # document order: an inline expression runs after the cells that precede it in the file
+    steps: list[CodeCell | InlineExpression] = [e for e in doc.inlines if e.cells_before == 0]
+    for cell in doc.cells:
+        if doc.runs(cell):
+            steps.append(cell)
+        steps += [e for e in doc.inlines if e.cells_before == cell.number]
+
+    nb = nbformat.v4.new_notebook()
+    for step in steps:
+        source = step.source if isinstance(step, CodeCell) else f"({step.expr})"
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    client = NotebookClient(
+        nb,
+        kernel_name=kernel_name,
+        timeout=timeout,
+        allow_errors=False,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    outputs: dict[int, list[dict[str, Any]]] = {}
+    values: list[str] = []
+    with client.setup_kernel():
+        for index, (step, nb_cell) in enumerate(zip(steps, nb.cells, strict=True)):
+            try:
+                client.execute_cell(nb_cell, index)
+            except (CellControlSignal, DeadKernelError) as exc:  # errors, timeouts, dead kernel
+                raise QmdExecutionError(
+                    f"{doc.path}: {step.describe()} failed:\n{_error_text(exc)}"
+                ) from None
+            if isinstance(step, CodeCell):
+                outputs[step.number] = [dict(o) for o in nb_cell.outputs]
+            else:
+                result = [o for o in nb_cell.outputs if o.get("output_type") == "execute_result"]
+                values.append(result[0]["data"].get("text/plain", "") if result else "")
+    return ExecutedDocument(doc, outputs, values)
+
+
+def _has_table(cell: CodeCell, outputs: list[dict[str, Any]]) -> bool:
+    for out in outputs:
+        data = out.get("data") or {}
+        if "<table" in str(data.get("text/html", "")).lower():
+            return True
+        if MARKDOWN_TABLE.search(str(data.get("text/markdown", ""))):
+            return True
+        asis = cell.options.get("output") == "asis"
+        if asis and out.get("output_type") == "stream" and MARKDOWN_TABLE.search(out["text"]):
+            return True
+    return False
+
+
+def output_problems(executed: ExecutedDocument) -> list[str]:
+    """Labelled cells without the output their label promises.
+
+    A ``fig-`` cell must display an image (PNG or SVG); a ``tbl-`` cell must display a table
+    (an HTML table, a Markdown table, or a Markdown table printed by an ``output: asis`` cell).
+    """
+    problems = []
+    for cell in executed.doc.cells:
+        if cell.number not in executed.outputs or not cell.label:
+            continue
+        outputs = executed.outputs[cell.number]
+        if cell.label.startswith("fig-"):
+            if not any(t in (o.get("data") or {}) for o in outputs for t in IMAGE_TYPES):
+                problems.append(f"{executed.doc.path}: {cell.describe()} displayed no image")
+        elif cell.label.startswith("tbl-") and not _has_table(cell, outputs):
+            problems.append(f"{executed.doc.path}: {cell.describe()} displayed no table")
+    return problems
