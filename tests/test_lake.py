@@ -194,6 +194,19 @@ def test_writer_buffers_rows_into_parts_and_reports_progress(lake: Lake) -> None
         lake.manifest(PAGES)
 
 
+def test_meta_known_only_at_the_end_goes_into_the_manifest(lake: Lake) -> None:
+    table = make_pages(50, seed=5)
+    with lake.writer(
+        PAGES, "v2", dataset="pages", schema=contract.PAGES_SCHEMA, meta={"source": "a"}
+    ) as w:
+        w.write(table)
+        w.update_meta({"reconciliation": {"lines_read": 50}})
+    assert lake.manifest(PAGES, "v2").meta == {
+        "source": "a",
+        "reconciliation": {"lines_read": 50},
+    }
+
+
 def test_one_part_per_write_without_part_rows(lake: Lake) -> None:
     table = make_pages(900, seed=3)
     manifest = lake.publish(

@@ -721,6 +721,13 @@ class DatasetWriter:
         else:
             self.abort()
 
+    def update_meta(self, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into the manifest's metadata before the commit (for facts known only
+        once every part is written, such as an ingestion's reconciliation)."""
+        self._check_open()
+        merged = {**self.meta, **meta}
+        self.meta = _canonical_json(merged, what=f"meta of dataset {self.dataset!r}")
+
     @property
     def rows(self) -> int:
         """Rows written so far (staged or buffered)."""

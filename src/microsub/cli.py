@@ -1,0 +1,264 @@
+"""The ``microsub`` command line (Typer + Rich).
+
+::
+
+    microsub generate --profile ci --out data/raw/ci.txt      # a synthetic raw log
+    microsub ingest PATH [--lake LAKE]                         # raw log -> lake
+    microsub lake ls [--lake LAKE]                             # datasets in the lake
+    microsub run [--profile NAME] [--lake LAKE] [--raw PATH]   # the whole pipeline
+
+User mistakes (a missing file, a bad lake URL, missing credentials, a file that is not the log)
+print one clear message and exit with status 1, without a traceback. Options fall back on the
+``MICROSUB_*`` environment variables (:mod:`microsub.config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+app = typer.Typer(
+    name="microsub",
+    help="Shopping sessions as micro-subscriptions: from the Taobao page log to a data lake, "
+    "models and a book.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+lake_app = typer.Typer(help="Look into the data lake.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", help="synthetic data size: ci, default or full [env MICROSUB_PROFILE]"
+    ),
+]
+LakeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lake",
+        help="a folder, or s3://HOST:PORT with MICROSUB_S3_ACCESS_KEY/SECRET_KEY set "
+        "[env MICROSUB_LAKE; default data/lake]",
+    ),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed [env MICROSUB_SEED]")]
+
+
+def _settings(**overrides: Any):  # noqa: ANN202 - Settings, imported lazily
+    from pydantic import ValidationError
+
+    from microsub.config import get_settings
+    from microsub.errors import ConfigError
+
+    try:
+        return get_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({problems})") from None
+
+
+def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a MicrosubError as one red line and exit 1 (no traceback for user mistakes)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from microsub.errors import MicrosubError
+
+        try:
+            return func(*args, **kwargs)
+        except MicrosubError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: nothing half-written was committed")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@contextmanager
+def _bars() -> Iterator[Callable[[str, int | None], Any]]:
+    """A Rich progress display; yields a factory of tasks (see pipeline.ProgressFactory)."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as bars:
+
+        @contextmanager
+        def task(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+            tid = bars.add_task(description, total=total)
+            yield lambda n: bars.advance(tid, n)
+            if total is not None:
+                bars.update(tid, completed=total)
+            else:
+                bars.update(tid, total=1, completed=1)
+
+        yield task
+
+
+@contextmanager
+def _byte_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as bars:
+        tid = bars.add_task(description, total=total)
+        yield lambda n: bars.advance(tid, n)
+
+
+@app.command()
+@_friendly
+def generate(
+    profile: ProfileOpt = None,
+    pages: Annotated[
+        int | None, typer.Option("--pages", min=1, help="number of pages (overrides --profile)")
+    ] = None,
+    seed: SeedOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="file to write (.gz for gzip)")] = None,
+) -> None:
+    """Write a synthetic raw log in the official 15-column format."""
+    from microsub import synth
+
+    settings = _settings(profile=profile, seed=seed)
+    n_pages = pages or settings.data_profile.n_pages
+    if out is None:
+        out = (
+            settings.synthetic_raw_path
+            if pages is None
+            else settings.data_dir / "raw" / f"synthetic-{n_pages}p-seed{settings.seed}.txt"
+        )
+    with _bars() as task, task(f"generating {n_pages:,} pages", n_pages) as advance:
+        done = 0
+
+        def tick(total_written: int) -> None:
+            nonlocal done
+            advance(total_written - done)
+            done = total_written
+
+        summary = synth.generate(out, n_pages=n_pages, seed=settings.seed, progress=tick)
+    console.print(
+        f"wrote [bold]{summary.path}[/]: {summary.n_pages:,} pages, {summary.n_sessions:,} "
+        f"sessions, {summary.bytes / 2**20:,.1f} MiB, seed {summary.seed}"
+    )
+
+
+@app.command()
+@_friendly
+def ingest(
+    path: Annotated[Path, typer.Argument(help="raw log: plain text, .gz or the public tar")],
+    lake: LakeOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="ingest even if up to date")] = False,
+) -> None:
+    """Parse a raw log into the lake: pages, item lists, quarantine, with a reconciliation."""
+    from microsub import pipeline
+    from microsub.lake import open_lake
+
+    if not path.is_file():
+        from microsub.errors import ConfigError
+
+        raise ConfigError(f"no file at {str(path)!r}; give the path of the raw log to ingest")
+    settings = _settings(lake=lake, raw_path=path)
+    store = open_lake(settings)
+    raw = pipeline.RawInput(path, "real", {"file": path.name})
+    with _bars() as task:
+        manifest = pipeline.ingest_raw(settings, store, raw, force=force, progress=task)
+    _print_reconciliation(manifest.meta.get("ingest", {}), store.location)
+
+
+def _print_reconciliation(report: dict[str, Any], location: str) -> None:
+    table = Table(title=f"ingestion into {location}", show_header=False)
+    for key in ("layout", "container", "lines_read", "pages_written", "lines_quarantined",
+                "sessions", "sessions_done", "sessions_truncated", "page_jumps", "n_purchases"):
+        value = report.get(key, "")
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    for reason, count in (report.get("quarantine_reasons") or {}).items():
+        table.add_row(f"  quarantined: {reason}", f"{count:,}")
+    ok = report.get("reconciles")
+    table.add_row("reconciles", "[green]yes[/]" if ok else "[red]NO[/]")
+    console.print(table)
+
+
+@lake_app.command("ls")
+@_friendly
+def lake_ls(lake: LakeOpt = None) -> None:
+    """List the committed datasets of the lake with their rows and parts."""
+    from microsub.lake import open_lake
+
+    store = open_lake(_settings(lake=lake))
+    manifests = store.datasets()
+    if not manifests:
+        console.print(f"no datasets in {store.location} (run `microsub run` to build them)")
+        return
+    table = Table(title=f"lake {store.location}")
+    for col in ("bucket", "prefix", "dataset", "rows", "parts", "source"):
+        table.add_column(col, justify="right" if col in ("rows", "parts") else "left")
+    for m in manifests:
+        source = m.meta.get("source", {})
+        label = source.get("kind", "") + (f" ({source['profile']})" if "profile" in source else "")
+        table.add_row(m.bucket, m.prefix or "/", m.dataset, f"{m.rows:,}", str(len(m.parts)), label)
+    console.print(table)
+
+
+@app.command()
+@_friendly
+def run(
+    profile: ProfileOpt = None,
+    lake: LakeOpt = None,
+    raw: Annotated[
+        Path | None,
+        typer.Option("--raw", help="ingest this real log instead of the synthetic one "
+                     "[env MICROSUB_RAW_PATH]"),
+    ] = None,
+    seed: SeedOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="redo every stage")] = False,
+) -> None:
+    """Run the pipeline: generate (if needed), ingest, then every later stage."""
+    from microsub import pipeline
+
+    settings = _settings(profile=profile, lake=lake, raw_path=raw, seed=seed)
+    with _bars() as task:
+        ctx = pipeline.run(settings, force=force, progress=task)
+    source = ctx.source
+    what = (
+        f"synthetic data (profile {source.get('profile')}, seed {source.get('seed')})"
+        if source.get("kind") == "synthetic"
+        else f"the real log {source.get('file')}"
+    )
+    console.print(f"pipeline done on {what}; lake {ctx.lake.location}")
+    _print_reconciliation(ctx.ingest_report, ctx.lake.location)
+
+
+def main() -> None:
+    """Entry point of the ``microsub`` script."""
+    app()

@@ -1,0 +1,324 @@
+"""The pipeline: raw log → lake → exploration → models, and the cached results the book reads.
+
+Stages, each idempotent (it does nothing when its output in the lake is already up to date):
+
+1. ``raw``: the input log. The real one when ``MICROSUB_RAW_PATH`` is set, else the synthetic log
+   of the profile and seed (:mod:`microsub.synth`), generated once and reused.
+2. ``ingest``: the raw file is copied to ``raw-data`` and parsed (:mod:`microsub.ingest`) into the
+   pages table (top of ``processed-data``), the item lists (``items-data``) and the quarantine;
+   the pages manifest records where the data came from and the reconciliation.
+3. later stages (exploration, models) register themselves in :data:`STAGES`.
+
+The book and the deck call :func:`context`, which runs whatever is missing and hands back the
+lake and the pages manifest; expensive analyses go through :func:`cached`, a joblib cache keyed
+by the digest of the data they read, so the chapters and the deck share work within a render and
+a new dataset invalidates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from microsub import __version__, contract
+from microsub.config import Settings, get_settings
+from microsub.errors import ConfigError, DatasetNotFoundError, QuarantineLimitError
+from microsub.lake import Lake, Manifest, open_lake
+
+T = TypeVar("T")
+
+#: ``progress(description, total)`` returns a context manager that yields an ``advance(n)``
+#: callback; the CLI passes Rich progress bars, library callers pass nothing.
+ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
+
+#: Parts of the pages and items datasets hold at most this many rows (bounded reader memory).
+PART_ROWS = 65_536
+
+
+@contextmanager
+def _quiet(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """The raw log a run ingests.
+
+    Attributes:
+        path: the file.
+        kind: ``"synthetic"`` or ``"real"``.
+        details: JSON-safe description (profile, seed and generator digest for synthetic data).
+    """
+
+    path: Path
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Cheap identity of the file and of the code that reads it (size, mtime, versions)."""
+        stat = self.path.stat()
+        payload = {
+            "file": str(self.path.resolve()),
+            "bytes": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "microsub": __version__,
+            "schema_version": contract.SCHEMA_VERSION,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_raw(settings: Settings, *, progress: ProgressFactory = _quiet) -> RawInput:
+    """The raw log of this run: the real file, or the synthetic one (generated if needed).
+
+    A synthetic log is regenerated only when its sidecar ``<file>.json`` (the generator's
+    summary) does not match the profile's size, the seed and the generator's parameters.
+
+    Raises:
+        ConfigError: ``MICROSUB_RAW_PATH`` names a file that does not exist.
+    """
+    if settings.raw_path is not None:
+        path = Path(settings.raw_path)
+        if not path.is_file():
+            raise ConfigError(
+                f"MICROSUB_RAW_PATH / --raw points at {str(path)!r}, which is not a file. Give the "
+                "path of www.data (plain, .gz or the public wwwdata.tar), or unset it to use the "
+                "synthetic log."
+            )
+        return RawInput(path, "real", {"file": path.name})
+
+    from microsub import synth
+
+    path = settings.synthetic_raw_path
+    sidecar = path.with_name(path.name + ".json")
+    n_pages = settings.data_profile.n_pages
+    want = {
+        "n_pages": n_pages,
+        "seed": settings.seed,
+        "params_digest": synth.params_digest(synth.DEFAULT_PARAMS),
+    }
+    if path.is_file() and sidecar.is_file():
+        known = json.loads(sidecar.read_text())
+        if all(known.get(k) == v for k, v in want.items()) and known.get("bytes") == (
+            path.stat().st_size
+        ):
+            return RawInput(path, "synthetic", _synthetic_details(settings, known))
+    with progress(f"generating {n_pages:,} synthetic pages", n_pages) as advance:
+        done = 0
+
+        def tick(total_written: int) -> None:
+            nonlocal done
+            advance(total_written - done)
+            done = total_written
+
+        summary = synth.generate(path, n_pages=n_pages, seed=settings.seed, progress=tick)
+    known = {
+        "n_pages": summary.n_pages,
+        "n_sessions": summary.n_sessions,
+        "seed": summary.seed,
+        "params_digest": summary.params_digest,
+        "sha256": summary.sha256,
+        "bytes": summary.bytes,
+    }
+    sidecar.write_text(json.dumps(known, indent=2, sort_keys=True))
+    return RawInput(path, "synthetic", _synthetic_details(settings, known))
+
+
+def _synthetic_details(settings: Settings, known: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "file": settings.synthetic_raw_path.name,
+        "profile": settings.profile,
+        "seed": known["seed"],
+        "params_digest": known["params_digest"],
+        "n_pages": known["n_pages"],
+    }
+
+
+def ingest_raw(
+    settings: Settings,
+    lake: Lake,
+    raw: RawInput,
+    *,
+    force: bool = False,
+    progress: ProgressFactory = _quiet,
+) -> Manifest:
+    """Copy the raw log into ``raw-data`` and publish pages, items and quarantine datasets.
+
+    Skipped (the current pages manifest is returned) when the pages dataset was built from the
+    same file by the same code, unless ``force``. The pages manifest's ``meta`` holds
+    ``source`` (what the data is) and ``ingest`` (the reconciliation,
+    :meth:`microsub.ingest.IngestReport.to_dict`).
+
+    When too many lines are malformed, the quarantine dataset is still published (so the bad
+    lines can be inspected) but the pages and items are not, and the error is re-raised.
+    """
+    from microsub import ingest
+
+    fingerprint = raw.fingerprint()
+    if not force:
+        try:
+            current = lake.manifest(contract.BUCKET_PROCESSED)
+        except DatasetNotFoundError:
+            current = None
+        if current is not None and current.meta.get("source", {}).get("fingerprint") == fingerprint:
+            return current
+
+    lake.ensure_buckets()
+    size = raw.path.stat().st_size
+    with progress(f"copying {raw.path.name} to {contract.BUCKET_RAW}", None) as advance:
+        lake.put_file(contract.BUCKET_RAW, raw.path.name, raw.path)
+        advance(size)
+
+    source = {"kind": raw.kind, "fingerprint": fingerprint, **raw.details}
+    common = {"meta": {"source": source}, "part_rows": PART_ROWS}
+    with ExitStack() as stack:
+        writers = {
+            "pages": stack.enter_context(
+                lake.writer(
+                    contract.BUCKET_PROCESSED,
+                    dataset="pages",
+                    schema=contract.PAGES_SCHEMA,
+                    **common,
+                )
+            ),
+            "items": stack.enter_context(
+                lake.writer(
+                    contract.BUCKET_ITEMS,
+                    dataset="items",
+                    schema=contract.ITEMS_SCHEMA,
+                    **common,
+                )
+            ),
+        }
+        quarantine = lake.writer(
+            contract.BUCKET_QUARANTINE,
+            dataset="quarantine",
+            schema=contract.QUARANTINE_SCHEMA,
+            meta={"source": source},
+        )
+
+        def sink(name: str, table: pa.Table) -> None:
+            (quarantine if name == "quarantine" else writers[name]).write(table)
+
+        with progress(f"ingesting {raw.path.name}", size) as advance:
+            try:
+                report = ingest.ingest(
+                    raw.path,
+                    sink=sink,
+                    batch_bytes=settings.ingest_batch_bytes,
+                    max_quarantine_share=settings.max_quarantine_share,
+                    progress=advance,
+                )
+            except QuarantineLimitError:
+                quarantine.commit()  # keep the evidence; pages/items abort with the error
+                raise
+            except BaseException:
+                quarantine.abort()
+                raise
+        details = report.to_dict()
+        source["sha256"] = report.sha256
+        for w in (*writers.values(), quarantine):
+            w.update_meta({"source": source, "ingest": details})
+        quarantine.commit()
+        lake.put_json(contract.BUCKET_REPORTS, "ingest.json", {"source": source, **details})
+    return lake.manifest(contract.BUCKET_PROCESSED)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages and runs
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Context:
+    """What a chapter or a later stage needs: settings, the lake, the pages manifest."""
+
+    settings: Settings
+    lake: Lake
+    manifest: Manifest
+
+    @property
+    def data_digest(self) -> str:
+        """Digest of the pages dataset (changes whenever its content does)."""
+        parts = "".join(p.sha256 for p in self.manifest.parts)
+        return hashlib.sha256(parts.encode()).hexdigest()[:16]
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """Where the pages came from (``kind`` is ``"synthetic"`` or ``"real"``)."""
+        return dict(self.manifest.meta.get("source", {}))
+
+    @property
+    def ingest_report(self) -> dict[str, Any]:
+        """The ingestion's reconciliation (:meth:`IngestReport.to_dict`)."""
+        return dict(self.manifest.meta.get("ingest", {}))
+
+
+Stage = Callable[[Context, ProgressFactory, bool], Any]
+#: Stages after ingestion, in order: name -> function(context, progress, force).
+STAGES: dict[str, Stage] = {}
+
+
+def run(
+    settings: Settings | None = None,
+    *,
+    force: bool = False,
+    stages: tuple[str, ...] | None = None,
+    progress: ProgressFactory = _quiet,
+) -> Context:
+    """Run the pipeline: raw log, ingestion, then the registered later ``stages`` (all by default).
+
+    Returns:
+        The :class:`Context` of the data the run produced.
+    """
+    settings = settings or get_settings()
+    lake = open_lake(settings)
+    raw = prepare_raw(settings, progress=progress)
+    manifest = ingest_raw(settings, lake, raw, force=force, progress=progress)
+    ctx = Context(settings, lake, manifest)
+    for name, stage in STAGES.items():
+        if stages is None or name in stages:
+            stage(ctx, progress, force)
+    return ctx
+
+
+def context(settings: Settings | None = None) -> Context:
+    """The pipeline's context for the book: runs what is missing (quietly) and returns it."""
+    return run(settings, stages=())
+
+
+# --------------------------------------------------------------------------------------------
+# Cache shared by the chapters and the deck
+# --------------------------------------------------------------------------------------------
+def cached(ctx: Context, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` through the joblib cache in ``settings.cache_dir``.
+
+    The cache key is the function's code and arguments; pass ``ctx.data_digest`` (or data that
+    depends on it) among the arguments so a new dataset recomputes.
+    """
+    import joblib
+
+    memory = joblib.Memory(ctx.settings.cache_dir, verbose=0)
+    return memory.cache(func)(*args, **kwargs)
+
+
+def read_pages(ctx: Context) -> pa.Table:
+    """The pages table of the context, verified against its manifest."""
+    return ctx.lake.read_table(contract.BUCKET_PROCESSED)
+
+
+__all__ = [
+    "Context",
+    "RawInput",
+    "STAGES",
+    "cached",
+    "context",
+    "ingest_raw",
+    "prepare_raw",
+    "read_pages",
+    "run",
+]
