@@ -23,6 +23,7 @@ SCHEMA_VERSION = 1
 
 #: Items per page (one request of the Taobao feed returns 50 items).
 ITEMS_PER_PAGE = 50
+
 #: Largest page id: the platform stops a session after page 11 (12 pages).
 MAX_PAGE_ID = 11
 
@@ -148,6 +149,7 @@ PAGES_SCHEMA = pa.schema(
         pa.field("mean_ctr", pa.float32(), nullable=False),
         pa.field("mean_cvr", pa.float32(), nullable=False),
         pa.field("mean_log_price", pa.float32(), nullable=False),
+        pa.field("n_items", pa.int8(), nullable=False),  # real items: 50 minus padded slots
         pa.field("done", pa.int8(), nullable=False),
         pa.field("truncated", pa.int8(), nullable=False),
         # --- session bookkeeping and next-state columns (microsub.sessions) ---
