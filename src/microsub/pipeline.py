@@ -263,6 +263,72 @@ Stage = Callable[[Context, ProgressFactory, bool], Any]
 STAGES: dict[str, Stage] = {}
 
 
+# --- explore: hypotheses, survival, audit -> reports/findings.yaml ----------------------------
+def _analysis_code_digest() -> str:
+    """Digest of the source of the modules the exploration runs (joblib keys a cache on the
+    called function's own code only; this makes an edit to any of them recompute)."""
+    from microsub import evaluation, features, hypotheses
+
+    h = hashlib.sha256()
+    for module in (hypotheses, features, evaluation):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _explore(pages: Any, random_state: int, code_digest: str) -> Any:
+    """:func:`microsub.hypotheses.run_all` (``code_digest`` is part of the cache key only)."""
+    from microsub import hypotheses
+
+    del code_digest
+    return hypotheses.run_all(pages, random_state=random_state)
+
+
+def exploration(ctx: Context, *, force: bool = False) -> Any:
+    """The exploration of the context's pages (:class:`microsub.hypotheses.Exploration`),
+    cached by the pages' content, the seed and the analysis code (``force``: recompute)."""
+    pages = read_pages(ctx).to_pandas()
+    args = (pages, ctx.settings.seed, _analysis_code_digest())
+    return _explore(*args) if force else cached(ctx, _explore, *args)
+
+
+def calibration(ctx: Context) -> Any:
+    """The generator's calibration table (:func:`microsub.findings.calibration_comparison`) for
+    the synthetic log of this context, or None (real data, or no real sample at hand)."""
+    from microsub import findings
+
+    if ctx.source.get("kind") != "synthetic":
+        return None
+    real, synthetic = ctx.settings.real_sample_path, ctx.settings.synthetic_raw_path
+    if not (Path(real).is_file() and Path(synthetic).is_file()):
+        return None
+    fingerprint = str(ctx.source.get("sha256", ctx.source.get("fingerprint", "")))
+    return cached(ctx, findings.calibration_comparison, str(real), str(synthetic), fingerprint)
+
+
+def explore_stage(ctx: Context, progress: ProgressFactory = _quiet, force: bool = False) -> dict:
+    """Stage ``explore``: compute the exploration and write ``reports/findings.yaml``.
+
+    Idempotent: the exploration comes from the cache when the data and code are unchanged,
+    and the document is rewritten only when its text changes (or with ``force``).
+
+    Returns:
+        The findings document (:func:`microsub.findings.build_findings`).
+    """
+    from microsub import findings
+
+    with progress("exploring the pages: hypotheses, survival, audit", None) as advance:
+        result = exploration(ctx, force=force)
+        doc = findings.build_findings(
+            ctx.source, ctx.ingest_report, result, data_digest=ctx.data_digest
+        )
+        findings.write_findings(ctx.lake, doc, force=force)
+        advance(1)
+    return doc
+
+
+STAGES["explore"] = explore_stage
+
+
 def run(
     settings: Settings | None = None,
     *,
