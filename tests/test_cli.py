@@ -1,0 +1,79 @@
+"""The microsub command line: commands work, user mistakes print one line and exit 1."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from microsub import cli, synth
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch, tmp_path):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("MICROSUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MICROSUB_DATA_DIR", str(tmp_path / "data"))
+
+
+def invoke(*args: str):
+    return runner.invoke(cli.app, list(args), catch_exceptions=False)
+
+
+def test_generate_ingest_and_list(tmp_path):
+    out = tmp_path / "log.txt"
+    result = invoke("generate", "--pages", "300", "--seed", "7", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 300
+    assert out.read_bytes() == _reference_log(tmp_path, 300, 7)
+
+    lake = str(tmp_path / "lake")
+    result = invoke("ingest", str(out), "--lake", lake)
+    assert result.exit_code == 0, result.output
+    assert "pages_written" in result.output and "300" in result.output
+    assert "reconciles" in result.output
+
+    result = invoke("lake", "ls", "--lake", lake)
+    assert result.exit_code == 0, result.output
+    for dataset in ("processed-data", "items-data", "quarantine"):
+        assert dataset in result.output
+
+
+def _reference_log(tmp_path, n_pages: int, seed: int) -> bytes:
+    ref = tmp_path / "ref.txt"
+    synth.generate(ref, n_pages=n_pages, seed=seed)
+    return ref.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ingest", "/no/such/file.txt"), "no file at"),
+        (("lake", "ls", "--lake", "s3://127.0.0.1:9"), "MICROSUB_S3_ACCESS_KEY"),
+        (("lake", "ls", "--lake", "ftp://x"), "folder path or s3://HOST:PORT"),
+        (("run", "--profile", "huge"), "profile"),
+    ],
+)
+def test_user_mistakes_print_one_clear_line_without_traceback(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_file_that_is_not_the_log_is_refused_clearly(tmp_path):
+    bad = tmp_path / "events.csv"
+    bad.write_text("user_id,item_id,behavior,timestamp\n1,2,pv,1511544070\n")
+    result = invoke("ingest", str(bad), "--lake", str(tmp_path / "lake"))
+    assert result.exit_code == 1
+    assert "15" in result.output and "Traceback" not in result.output
+
+
+def test_empty_lake_listing_says_how_to_fill_it(tmp_path):
+    result = invoke("lake", "ls", "--lake", str(tmp_path / "empty"))
+    assert result.exit_code == 0
+    assert "microsub run" in result.output

@@ -1,0 +1,118 @@
+"""The pipeline end to end on small data: local and S3 lakes, idempotency, quarantine limits."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from microsub import contract, pipeline, synth
+from microsub.config import Settings
+from microsub.errors import ConfigError, DatasetNotFoundError, QuarantineLimitError
+from microsub.lake import open_lake
+
+
+def _settings(tmp_path: Path, **kw) -> Settings:
+    return Settings(profile="ci", data_dir=tmp_path / "data", lake=str(tmp_path / "lake"), **kw)
+
+
+def _corrupt(path: Path, every: int) -> list[int]:
+    """Break every ``every``-th line (1-based numbers returned) by cutting a list short."""
+    lines = path.read_text().splitlines()
+    broken = []
+    for i in range(every - 1, len(lines), every):
+        fields = lines[i].split(";")
+        fields[6] = ",".join(fields[6].split(",")[:49])  # a CTR list of 49 values
+        lines[i] = ";".join(fields)
+        broken.append(i + 1)
+    path.write_text("\n".join(lines) + "\n")
+    return broken
+
+
+def test_synthetic_run_publishes_the_profile_and_is_idempotent(tmp_path):
+    settings = _settings(tmp_path)
+    ctx = pipeline.run(settings, stages=())
+    n_pages = settings.data_profile.n_pages
+    assert ctx.manifest.rows == n_pages
+    assert ctx.source["kind"] == "synthetic" and ctx.source["profile"] == "ci"
+    report = ctx.ingest_report
+    assert report["reconciles"] and report["lines_read"] == n_pages == report["pages_written"]
+    # the raw log sits unchanged in raw-data
+    raw = settings.synthetic_raw_path
+    assert ctx.lake.get_bytes(contract.BUCKET_RAW, raw.name) == raw.read_bytes()
+    # the same totals as the generator's own summary
+    pages = pipeline.read_pages(ctx).to_pandas()
+    assert pages["session_id"].nunique() == report["sessions"]
+    assert pages["page_value"].sum() == pytest.approx(report["total_value"], abs=0.01)
+
+    # a second run regenerates nothing and keeps the same manifest
+    mtime = raw.stat().st_mtime_ns
+    again = pipeline.run(settings, stages=())
+    assert raw.stat().st_mtime_ns == mtime
+    assert again.manifest.to_json() == ctx.manifest.to_json()
+    # forcing a re-ingestion of the same file republishes identical content
+    forced = pipeline.run(settings, stages=(), force=True)
+    assert [p.sha256 for p in forced.manifest.parts] == [p.sha256 for p in ctx.manifest.parts]
+
+
+def test_real_file_with_bad_lines_is_ingested_with_its_quarantine(tmp_path):
+    raw = tmp_path / "www.data"
+    synth.generate(raw, n_pages=400, seed=3)
+    broken = _corrupt(raw, every=100)
+    settings = _settings(tmp_path, raw_path=raw)
+    ctx = pipeline.run(settings, stages=())
+    assert ctx.source["kind"] == "real"
+    quarantine = ctx.lake.read_pandas(contract.BUCKET_QUARANTINE)
+    assert sorted(quarantine["line_no"]) == broken
+    assert set(quarantine["reason"]) == {"list not 50 long"}
+    assert ctx.manifest.rows + len(quarantine) == 400
+    assert not set(pipeline.read_pages(ctx).column("line_no").to_pylist()) & set(broken)
+
+
+def test_too_many_bad_lines_publish_the_quarantine_but_no_pages(tmp_path):
+    raw = tmp_path / "www.data"
+    synth.generate(raw, n_pages=200, seed=4)
+    broken = _corrupt(raw, every=10)  # 10 % bad, the limit is 1 %
+    settings = _settings(tmp_path, raw_path=raw)
+    expected = r"quarantined 20 of 200 lines \(10.00%\); at most 1.00%"
+    with pytest.raises(QuarantineLimitError, match=expected):
+        pipeline.run(settings, stages=())
+    lake = open_lake(settings)
+    with pytest.raises(DatasetNotFoundError):
+        lake.manifest(contract.BUCKET_PROCESSED)
+    assert sorted(lake.read_pandas(contract.BUCKET_QUARANTINE)["line_no"]) == broken
+
+
+def test_missing_real_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a file"):
+        pipeline.run(_settings(tmp_path, raw_path=tmp_path / "nope.txt"), stages=())
+
+
+@pytest.mark.s3
+def test_s3_run_serves_the_handbook_eda_loader_exactly_the_pages_table(
+    tmp_path, s3_settings, s3_server
+):
+    raw = tmp_path / "www.data"
+    synth.generate(raw, n_pages=300, seed=5)
+    settings = s3_settings.model_copy(
+        update={"data_dir": tmp_path / "data", "raw_path": raw, "profile": "ci"}
+    )
+    ctx = pipeline.run(settings, stages=(), force=True)
+    client = s3_server.client()
+    # exactly what the project handbook's EDA loader does
+    objs = client.list_objects("processed-data")
+    names = [o.object_name for o in objs if o.object_name.endswith(".parquet")]
+    df = pd.concat(
+        [pd.read_parquet(BytesIO(client.get_object("processed-data", n).read())) for n in names]
+    )
+    expected = pipeline.read_pages(ctx).to_pandas()
+    pd.testing.assert_frame_equal(df.reset_index(drop=True), expected)
+    for column in ("state_purchase_power", "action_page_id", "reward", "done"):
+        assert column in df.columns
+    assert len(df) == 300
+    # every part there is a valid Parquet file of the contract
+    first = pq.read_table(BytesIO(client.get_object("processed-data", names[0]).read()))
+    assert first.schema.names == contract.PAGES_SCHEMA.names
