@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# scikit-learn's estimator checks include check_array_api_input, which SciPy only allows when
+# this is set before SciPy is first imported; without it those checks skip instead of running.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 if TYPE_CHECKING:
     from minio import Minio
 
