@@ -83,3 +83,73 @@ def test_verdict_figure_leaves_out_difference_scaled_estimates(exploration):
     ]
     assert sorted(names) == sorted(ratio_names)
     assert "Purchase power and spend" not in names
+
+
+# =============================================================================================
+# Benchmark figures (chapter 05 and the deck), on a small benchmark of simulated pages
+# =============================================================================================
+@pytest.fixture(scope="module")
+def bench():
+    from microsub import benchmark
+
+    pages = simulate(1500, depth=0.2, engaged=-0.8, seed=3)
+    config = benchmark.BenchmarkConfig(max_iter=10, n_boot=10, repeats=1)
+    return benchmark.run_benchmark(pages, random_state=0, config=config)
+
+
+def _bench_figures(bench) -> dict:
+    return {
+        "roc": figures.roc_curves(bench.roc, bench.metrics),
+        "roc_slide": figures.roc_curves(bench.roc, bench.metrics, legend_outside=True),
+        "pr": figures.pr_curves(bench.pr, bench.metrics),
+        "calibration": figures.calibration_curves(bench.calibration, bench.metrics),
+        "convergence": figures.convergence_curves(bench.convergence, bench.metrics),
+        "confusion": figures.confusion_matrices(bench.confusion),
+        "comparison": figures.model_comparison(bench.metrics),
+        "comparison_value": figures.model_comparison(bench.metrics, "value", height=3.0),
+    }
+
+
+def test_benchmark_figures_render_with_labelled_axes_and_no_open_pyplot_figure(bench, tmp_path):
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    for name, fig in _bench_figures(bench).items():
+        assert set(plt.get_fignums()) == before, f"{name} left a pyplot figure open"
+        for ax in fig.axes:
+            if ax.get_visible() and ax.has_data():
+                assert ax.get_xlabel() and ax.get_ylabel() or name.startswith("comparison"), name
+        fig.savefig(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 5_000, name
+
+
+def test_roc_figure_draws_one_curve_per_churn_model_with_its_auc(bench):
+    ax = figures.roc_curves(bench.roc, bench.metrics).axes[0]
+    churn = bench.metrics[bench.metrics["task"] == "churn"]
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == [f"{m} ({a:.3f})" for m, a in zip(churn["model"], churn["roc_auc"],
+                                                        strict=True)]  # fmt: skip
+    first = ax.get_lines()[0]
+    curve = bench.roc[bench.roc["key"] == churn["key"].iloc[0]]
+    np.testing.assert_allclose(first.get_xdata(), curve["fpr"])
+    # a scratch model solid, its scikit-learn counterpart dashed, in the same colour
+    gd, lbfgs = ax.get_lines()[0], ax.get_lines()[1]
+    assert gd.get_linestyle() == "-" and lbfgs.get_linestyle() == "--"
+    assert gd.get_color() == lbfgs.get_color()
+
+
+def test_confusion_figure_shows_the_counts_of_each_model(bench):
+    fig = figures.confusion_matrices(bench.confusion)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == len(bench.confusion)
+    row = bench.confusion.iloc[0]
+    texts = [t.get_text().split("\n")[0] for t in visible[0].texts]
+    assert texts == [f"{row[c]:,.0f}" for c in ("tn", "fp", "fn", "tp")]
+
+
+def test_convergence_figure_plots_positive_gaps_on_a_log_axis(bench):
+    left, right = figures.convergence_curves(bench.convergence, bench.metrics).axes
+    assert left.get_yscale() == "log"
+    for line in left.get_lines():
+        assert (np.asarray(line.get_ydata()) > 0).all()
+    assert len(right.get_lines()) == 2

@@ -329,6 +329,143 @@ def explore_stage(ctx: Context, progress: ProgressFactory = _quiet, force: bool 
 STAGES["explore"] = explore_stage
 
 
+# --- train: benchmark, model registry (models bucket), reports/benchmark.json -----------------
+def _benchmark_code_digest() -> str:
+    """Digest of the source of the modules the benchmark runs (the models package included)."""
+    from microsub import benchmark, business, evaluation, features, models
+
+    h = hashlib.sha256()
+    files = [Path(m.__file__) for m in (benchmark, business, evaluation, features)]
+    files += sorted(Path(models.__file__).parent.glob("*.py"))
+    for path in files:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _benchmark(pages: Any, random_state: int, code_digest: str) -> Any:
+    """:func:`microsub.benchmark.run_benchmark` (``code_digest`` is part of the cache key only)."""
+    from microsub import benchmark
+
+    del code_digest
+    return benchmark.run_benchmark(pages, random_state=random_state)
+
+
+def benchmark(ctx: Context, *, force: bool = False) -> Any:
+    """The benchmark of the context's pages (:class:`microsub.benchmark.BenchmarkResult`),
+    cached by the pages' content, the seed and the code of benchmark, models, features,
+    evaluation and business (``force``: recompute)."""
+    pages = read_pages(ctx).to_pandas()
+    args = (pages, ctx.settings.seed, _benchmark_code_digest())
+    return _benchmark(*args) if force else cached(ctx, _benchmark, *args)
+
+
+def registry_names(result: Any) -> dict[str, str]:
+    """Registry name -> benchmark key of the models the train stage saves: the chosen model of
+    each task under the task's name (``churn``, ``value``), every scratch model under
+    ``<task>-<key>`` (e.g. ``churn-logistic-gd``, ``value-boosted-trees``)."""
+    names = {task: key for task, key in result.best.items()}
+    scratch = result.metrics[result.metrics["implementation"] == "scratch"]
+    for task, key in zip(scratch["task"], scratch["key"], strict=True):
+        short = key.removesuffix("_clf").removesuffix("_reg").replace("_", "-")
+        names[f"{task}-{short}"] = key
+    return names
+
+
+def _training_data(ctx: Context, result: Any) -> dict[str, Any]:
+    """What a model card says about the data a model was trained on."""
+    from microsub import benchmark as bm
+
+    return {
+        "digest": ctx.data_digest,
+        "rows": ctx.manifest.rows,
+        "source": ctx.source,
+        "manifest": {
+            "bucket": ctx.manifest.bucket,
+            "dataset": ctx.manifest.dataset,
+            "schema_version": ctx.manifest.schema_version,
+            "parts": [p.sha256 for p in ctx.manifest.parts],
+        },
+        "seed": ctx.settings.seed,
+        "split": bm.records(result.split),
+    }
+
+
+def train_stage(ctx: Context, progress: ProgressFactory = _quiet, force: bool = False) -> dict:
+    """Stage ``train``: benchmark the models, register the chosen and the scratch ones in the
+    ``models`` bucket with their cards, and write ``reports/benchmark.json``.
+
+    Idempotent: the benchmark comes from the cache when the data and code are unchanged, and
+    neither the models nor the report are rewritten when their content is the same.
+
+    Returns:
+        ``{"best": task -> key, "models": registry name -> sha256 of the model bytes}``.
+    """
+    from microsub import benchmark as bm
+    from microsub import features, registry
+
+    with progress("training and benchmarking the churn and value models", None) as advance:
+        result = benchmark(ctx, force=force)
+        data = _training_data(ctx, result)
+        saved = {}
+        for name, key in registry_names(result).items():
+            test, train = result.row(key), result.row(key, train=True)
+            task = str(test["task"])
+            set_name, target = bm.TASKS[task]
+            keep = [*bm.CHURN_METRICS, "base_rate"] if task == "churn" else [*bm.VALUE_METRICS]
+            timing = ["fit_s", "predict_s", "validation"]
+            card = registry.make_card(
+                task=task,
+                target=target,
+                feature_set=set_name,
+                features=list(features.FEATURE_SETS[set_name].columns),
+                estimator=result.estimators[key],
+                metrics={
+                    "test": {k: float(test[k]) for k in [*keep, *timing]},
+                    "train": {k: float(train[k]) for k in keep},
+                },
+                data=data,
+                model=key,
+                label=str(test["model"]),
+                implementation=str(test["implementation"]),
+                chosen=name == task,
+                selection_rule=bm.SELECTION_RULES[task],
+            )
+            stored = registry.save_model(ctx.lake, name, result.estimators[key], card)
+            saved[name] = stored["artifact"]["sha256"]
+        report = {
+            **result.to_dict(),
+            "data": {k: data[k] for k in ("digest", "rows", "source", "seed")},
+            "models": saved,
+        }
+        _put_json_if_changed(ctx.lake, contract.BUCKET_REPORTS, "benchmark.json", report, force)
+        advance(1)
+    return {"best": dict(result.best), "models": saved}
+
+
+def _put_json_if_changed(lake: Lake, bucket: str, key: str, obj: Any, force: bool) -> None:
+    """Write ``obj`` as JSON unless the stored object already holds the same content."""
+    from microsub.errors import ObjectNotFoundError
+
+    if not force:
+        try:
+            current = lake.get_json(bucket, key)
+        except ObjectNotFoundError:
+            current = None
+        if current is not None and current == json.loads(json.dumps(obj, default=_plain)):
+            return
+    lake.put_json(bucket, key, obj)
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()  # type: ignore[attr-defined]
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+STAGES["train"] = train_stage
+
+
 def run(
     settings: Settings | None = None,
     *,

@@ -1,0 +1,323 @@
+"""The benchmark: a session-grouped split, metrics that are the evaluation functions' values,
+the gates of the best churn model, the hurdle rows, scratch models that agree with scikit-learn.
+
+Runs on the synthetic ``ci`` profile (20k pages, built once per module through the pipeline)
+with 30 trees per boosted model and 40 bootstrap replicates, so the module takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from microsub import benchmark, business, evaluation, features
+from microsub.config import Settings
+from microsub.errors import ContractError
+
+CONFIG = benchmark.BenchmarkConfig(max_iter=30, n_boot=40, repeats=1)
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    from microsub import pipeline
+
+    base: Path = tmp_path_factory.mktemp("bench")
+    settings = Settings(profile="ci", data_dir=base / "data", lake=str(base / "lake"))
+    ctx = pipeline.run(settings, stages=())
+    return pipeline.read_pages(ctx).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def result(pages: pd.DataFrame) -> benchmark.BenchmarkResult:
+    return benchmark.run_benchmark(pages, random_state=SEED, config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+def data(pages: pd.DataFrame) -> dict[str, benchmark.TaskData]:
+    frame = features.add_features(pages)
+    rows = benchmark.split_sessions(frame["session_id"].to_numpy(), CONFIG, SEED)
+    return {task: benchmark.task_data(frame, rows, task) for task in benchmark.TASKS}
+
+
+# --------------------------------------------------------------------------------------------
+# Split and rows
+# --------------------------------------------------------------------------------------------
+def test_split_parts_cover_every_page_once_and_share_no_session(pages, result) -> None:
+    frame = features.add_features(pages)
+    rows = benchmark.split_sessions(frame["session_id"].to_numpy(), CONFIG, SEED)
+    together = np.concatenate(list(rows.values()))
+    assert np.array_equal(np.sort(together), np.arange(len(frame)))
+    parts = list(result.sessions.values())
+    for i in range(len(parts)):
+        for j in range(i + 1, len(parts)):
+            assert not set(parts[i]) & set(parts[j])
+    assert sum(len(p) for p in parts) == pages["session_id"].nunique()
+    assert result.split["pages"].sum() == len(pages)
+    # shares of sessions as configured (within one session of rounding)
+    n = pages["session_id"].nunique()
+    sessions = result.split.set_index("part")["sessions"]
+    assert abs(sessions["test"] - CONFIG.test_size * n) <= 1
+    train = n - sessions["test"]
+    assert abs(sessions["validation"] - CONFIG.validation_size * train) <= 1
+
+
+def test_split_is_seeded(pages) -> None:
+    s = pages["session_id"].to_numpy()
+    a = benchmark.split_sessions(s, CONFIG, 1)
+    b = benchmark.split_sessions(s, CONFIG, 1)
+    c = benchmark.split_sessions(s, CONFIG, 2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["test"], c["test"])
+
+
+def _pages(rows: list[tuple[int, int, int, int]]) -> pd.DataFrame:
+    """Pages of (session_id, action_page_id, done, truncated), other columns constant."""
+    frame = pd.DataFrame(rows, columns=["session_id", "action_page_id", "done", "truncated"])
+    n = len(frame)
+    frame["line_no"] = np.arange(n)
+    for col in ("hour", "state_purchase_power", "n_clicks", "n_carts", "n_favs", "n_purchases",
+                "engagement"):  # fmt: skip
+        frame[col] = 1
+    for col in ("page_value", "reward", "mean_ctr", "mean_cvr", "mean_log_price"):
+        frame[col] = 0.5
+    return frame
+
+
+def test_churn_drops_pages_truncated_below_the_cap_and_keeps_the_cap() -> None:
+    pages = _pages(
+        [(0, 0, 0, 0), (0, 1, 1, 0)]  # ends with done: both known
+        + [(1, 0, 0, 0), (1, 1, 0, 1)]  # truncated below the cap: last page unknown
+        + [(2, p, 0, int(p == 11)) for p in range(12)]  # truncated at the cap: known, stayed
+    )
+    frame = features.add_features(pages)
+    known = benchmark.known_outcome(frame)
+    assert known.sum() == len(pages) - 1
+    unknown = frame.loc[~known, ["session_id", "action_page_id"]].to_numpy().tolist()
+    assert unknown == [[1, 1]]
+    rows = {"fit": np.arange(len(frame))}
+    churn = benchmark.task_data(frame, rows, "churn")
+    value = benchmark.task_data(frame, rows, "value")
+    assert len(churn.y["fit"]) == len(pages) - 1 and len(value.y["fit"]) == len(pages)
+    assert churn.columns == list(features.FEATURE_SETS["churn"].columns)
+    assert value.columns == list(features.FEATURE_SETS["value"].columns)
+
+
+def test_a_part_without_both_classes_is_refused() -> None:
+    pages = _pages([(s, p, 0, int(p == 11)) for s in range(40) for p in range(12)])
+    with pytest.raises(ContractError, match="single class"):
+        benchmark.run_benchmark(pages, random_state=0, config=CONFIG)
+
+
+# --------------------------------------------------------------------------------------------
+# The metrics table
+# --------------------------------------------------------------------------------------------
+def test_one_table_holds_every_model_of_both_tasks(result) -> None:
+    m = result.metrics
+    keys = [s.key for s in benchmark.model_specs(CONFIG, SEED)]
+    assert m["key"].tolist() == keys
+    assert set(m["implementation"]) == {"scratch", "scikit-learn", "baseline"}
+    churn, value = m[m["task"] == "churn"], m[m["task"] == "value"]
+    assert churn[list(benchmark.CHURN_METRICS)].notna().all().all()
+    assert value[list(benchmark.VALUE_METRICS)].notna().all().all()
+    assert churn[list(benchmark.VALUE_METRICS)].isna().all().all()
+    assert (m["fit_s"] > 0).all() and (m["predict_s"] > 0).all()
+    # the hurdle rows (P(buy) x E[amount | buy])
+    hurdle = m[m["kind"] == "hurdle"]
+    assert hurdle["key"].tolist() == ["hurdle_linear", "hurdle_trees"]
+    assert np.isfinite(hurdle["rmse"]).all()
+    assert (result.predictions["hurdle_trees"] >= 0).all()
+
+
+def test_churn_metrics_are_the_evaluation_functions_on_the_test_sessions(result, data) -> None:
+    churn = data["churn"]
+    y = churn.y["test"]
+    assert np.array_equal(result.y_test["churn"], y)
+    for key in result.metrics.loc[result.metrics["task"] == "churn", "key"]:
+        row = result.row(key)
+        p = result.predictions[key]
+        est = result.estimators[key]
+        assert np.allclose(p, est.predict_proba(churn.X["test"])[:, 1], atol=1e-12)
+        # the threshold is chosen on the validation sessions, not on the test sessions
+        threshold = evaluation.best_f1_threshold(
+            churn.y["validation"], est.predict_proba(churn.X["validation"])[:, 1]
+        )
+        assert row["threshold"] == pytest.approx(threshold, abs=1e-12)
+        expected = evaluation.classification_metrics(y, p, threshold=threshold)
+        for name in (*benchmark.CHURN_METRICS, "tn", "fp", "fn", "tp"):
+            assert row[name] == pytest.approx(expected[name], abs=1e-12), (key, name)
+        assert row["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+        assert row["tn"] + row["fp"] + row["fn"] + row["tp"] == len(y)
+
+
+def test_value_metrics_are_the_evaluation_functions_on_the_test_sessions(result, data) -> None:
+    value = data["value"]
+    for key in result.metrics.loc[result.metrics["task"] == "value", "key"]:
+        row = result.row(key)
+        expected = evaluation.regression_metrics(value.y["test"], result.predictions[key])
+        for name in benchmark.VALUE_METRICS:
+            assert row[name] == pytest.approx(expected[name], rel=1e-12, abs=1e-12), (key, name)
+    # the constant zero has the lowest MAE and no skill: why MAE cannot decide
+    zero = result.row("zero")
+    assert zero["mae"] == pytest.approx(np.mean(value.y["test"]), rel=1e-12)
+
+
+def test_confusion_and_calibration_tables_match_the_metrics(result) -> None:
+    conf = result.confusion.set_index("key")
+    for key in conf.index:
+        row = result.row(key)
+        assert [conf.loc[key, c] for c in ("tn", "fp", "fn", "tp")] == [
+            row[c] for c in ("tn", "fp", "fn", "tp")
+        ]
+    for key, table in result.calibration.groupby("key"):
+        assert table["count"].sum() == len(result.y_test["churn"])
+        # the mean prediction over all bins is the mean prediction
+        mean = np.average(table["mean_predicted"], weights=table["count"])
+        assert mean == pytest.approx(result.predictions[key].mean(), rel=1e-9)
+
+
+def test_roc_and_pr_curves_span_their_axes(result) -> None:
+    for key, roc in result.roc.groupby("key"):
+        assert len(roc) <= CONFIG.curve_points
+        assert roc["fpr"].iloc[0] == 0 and roc["fpr"].iloc[-1] == 1
+        assert roc["tpr"].iloc[-1] == 1 and roc["fpr"].is_monotonic_increasing
+        # the trapezoid area of the thinned curve is close to the exact AUC
+        area = np.trapezoid(roc["tpr"], roc["fpr"])
+        assert area == pytest.approx(result.row(key)["roc_auc"], abs=0.01)
+    for _, pr in result.pr.groupby("key"):
+        assert pr["recall"].is_monotonic_increasing
+        assert pr["recall"].iloc[-1] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Best model, gates, uncertainty
+# --------------------------------------------------------------------------------------------
+def test_best_models_follow_the_validation_rule(result) -> None:
+    m = result.metrics
+    churn, value = m[m["task"] == "churn"], m[m["task"] == "value"]
+    assert result.row(result.best["churn"])["validation"] == pytest.approx(
+        churn["validation"].max(), rel=1e-6
+    )
+    assert result.row(result.best["value"])["validation"] == pytest.approx(
+        value["validation"].min(), rel=1e-6
+    )
+    assert m.loc[m["best"], "key"].tolist() == [result.best["churn"], result.best["value"]]
+
+
+def test_gate_rows_are_the_best_churn_model_held_against_the_targets(result) -> None:
+    gates = result.gates.set_index("key")
+    assert gates.index.tolist() == ["roc_auc", "precision_at_20"]
+    best = result.row(result.best["churn"])
+    for key in gates.index:
+        g = business.gate(key)
+        assert gates.loc[key, "value"] == pytest.approx(best[key], abs=1e-12)
+        assert bool(gates.loc[key, "passed"]) == (best[key] >= g.target)
+        assert gates.loc[key, "verdict"] == ("pass" if best[key] >= g.target else "fail")
+        assert gates.loc[key, "ci_low"] <= best[key] <= gates.loc[key, "ci_high"]
+        assert gates.loc[key, "model"] == result.best["churn"]
+    shown = benchmark.display_gates(result)
+    assert set(shown["Verdict"]) <= {"PASS", "FAIL"} and len(shown) == 2
+
+
+def test_uncertainty_intervals_resample_sessions(result) -> None:
+    u = result.uncertainty.set_index("metric")
+    assert (u["ci_low"] < u["value"]).all() and (u["value"] < u["ci_high"]).all()
+    # narrower than the whole [0, 1] range and wider than nothing
+    width = u["ci_high"] - u["ci_low"]
+    assert ((width > 1e-3) & (width < 0.2)).all()
+
+
+def test_value_verdict_compares_the_best_hurdle_with_the_best_plain_model(result) -> None:
+    v = result.value_verdict.set_index("metric")
+    assert v.index.tolist() == list(benchmark.VALUE_METRICS)
+    assert v["hurdle_model"].iloc[0] in {"hurdle_linear", "hurdle_trees"}
+    plain = result.row(v["plain_model"].iloc[0])
+    assert plain["kind"] in {"linear", "trees"}
+    assert v.loc["rmse", "plain"] == pytest.approx(plain["rmse"], rel=1e-12)
+    assert (v["ci_low"] <= v["difference"]).all() and (v["difference"] <= v["ci_high"]).all()
+    assert "RMSE" in result.verdict
+    low, high = v.loc["rmse", "ci_low"], v.loc["rmse", "ci_high"]
+    expected = "hurdle" if high < 0 else "plain" if low > 0 else "tie"
+    assert result.value_winner() == expected
+
+
+# --------------------------------------------------------------------------------------------
+# Scratch against scikit-learn
+# --------------------------------------------------------------------------------------------
+def test_scratch_models_agree_with_their_scikit_learn_counterparts(result) -> None:
+    a = result.agreement
+    pairs = set(zip(a["scratch"], a["reference"], strict=True))
+    assert pairs == {
+        ("logistic_gd", "logistic_lbfgs"),
+        ("boosted_trees_clf", "hist_gb_clf"),
+        ("linear_gd", "ridge"),
+        ("boosted_trees_reg", "hist_gb_reg"),
+    }
+    assert a["within"].all(), a[~a["within"]].to_string()
+    # and the table's tolerances are the issue's
+    auc = a[(a["scratch"] == "boosted_trees_clf") & (a["quantity"] == "test ROC AUC")]
+    assert auc["tolerance"].iloc[0] == 0.01
+    coef = a[a["quantity"].str.startswith("coefficients")]
+    assert (coef["tolerance"] == 1e-3).all()
+    # directly: the two logistic regressions predict the same probabilities
+    p, q = result.predictions["logistic_gd"], result.predictions["logistic_lbfgs"]
+    assert np.max(np.abs(p - q)) < 1e-3
+
+
+def test_convergence_curves_descend_to_the_reference_objective(result) -> None:
+    conv = result.convergence
+    for key in ("logistic_gd", "linear_gd"):
+        curve = conv[conv["key"] == key]
+        loss = curve["loss"].to_numpy()
+        assert len(loss) >= 2 and loss[-1] < loss[0]
+        ref = curve["reference"].iloc[0]
+        assert loss[-1] == pytest.approx(ref, rel=1e-6)
+    for key in ("boosted_trees_clf", "boosted_trees_reg"):
+        loss = conv.loc[conv["key"] == key, "loss"].to_numpy()
+        assert len(loss) == CONFIG.max_iter and np.all(np.diff(loss) <= 1e-12)
+
+
+def test_result_serialises_to_plain_json(result) -> None:
+    doc = result.to_dict()
+    text = json.dumps(doc, allow_nan=False)
+    back = json.loads(text)
+    assert back["best"] == result.best
+    assert len(back["tables"]["metrics"]) == len(result.metrics)
+    assert back["tables"]["metrics"][0]["rmse"] is None  # NaN -> null for churn rows
+    assert set(back["tables"]) == set(benchmark.BenchmarkResult.TABLES)
+
+
+def test_importance_lists_every_feature_of_each_task(result) -> None:
+    for task, table in result.importance.groupby("task"):
+        assert table["feature"].tolist() == result.features[task]
+        assert table["trees_gain"].sum() == pytest.approx(1.0, abs=1e-9)
+        assert (table["trees_gain"] >= 0).all()
+    churn = result.importance[result.importance["task"] == "churn"]
+    coef = result.estimators["logistic_gd"][-1].coef_[0]
+    assert np.array_equal(churn["linear_coef"].to_numpy(), coef)
+    shown = benchmark.display_importance(result, "churn", top=3)
+    assert len(shown) == 3 and shown["Feature"].iloc[0] == churn.loc[
+        churn["trees_gain"].idxmax(), "feature"
+    ]
+
+
+def test_depth_hazard_is_the_leave_rate_per_depth() -> None:
+    X = np.array([[0.0], [0.0], [1.0], [1.0], [1.0], [1.0]])
+    y = np.array([1, 0, 1, 1, 1, 0])
+    model = benchmark.DepthHazardClassifier(column=0).fit(X, y)
+    p = model.predict_proba(np.array([[0.0], [1.0], [5.0]]))[:, 1]
+    assert p.tolist() == pytest.approx([0.5, 0.75, 4 / 6])  # unseen depth: the base rate
+    assert model.predict(np.array([[1.0]])).tolist() == [1]
+
+
+def test_display_tables_label_models_and_mark_the_best(result) -> None:
+    churn = benchmark.display_metrics(result, "churn")
+    assert churn["Model"].str.endswith("(best)").sum() == 1
+    assert "ROC AUC" in churn.columns and "RMSE (Yuan)" not in churn.columns
+    value = benchmark.display_metrics(result, "value")
+    assert {"RMSE (Yuan)", "MAE (Yuan)", "R²"} <= set(value.columns)
