@@ -309,3 +309,47 @@ def s3_settings(s3_server: SeaweedS3Server) -> Settings:
         s3_secret_key=s3_server.secret_key,
         s3_secure=False,
     )
+
+
+# =============================================================================================
+# Both lake backends — fixtures `lake` (parametrized: local folder, S3) and `s3_lake`
+#
+# Every lake test that holds for both backends takes `lake`; the S3 server is shared by the
+# session, so it is emptied before each use.
+# =============================================================================================
+
+
+def _fast_retry():
+    from microsub.lake import RetryPolicy
+
+    # a test of an outage should fail in seconds, not after the production backoff
+    return RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, total=3.0)
+
+
+def _empty_s3(server: SeaweedS3Server) -> None:
+    client = server.client()
+    for bucket in client.list_buckets():
+        for obj in client.list_objects(bucket.name, recursive=True):
+            client.remove_object(bucket.name, obj.object_name)
+        client.remove_bucket(bucket.name)
+
+
+@pytest.fixture
+def s3_lake(s3_server: SeaweedS3Server, s3_settings: Settings):
+    """An empty S3 lake on the session's SeaweedFS server, with short retries."""
+    from microsub.lake import S3Lake, open_lake
+
+    _empty_s3(s3_server)
+    lake = open_lake(s3_settings, retry=_fast_retry())
+    assert isinstance(lake, S3Lake)
+    return lake
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def lake(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty lake of each backend."""
+    from microsub.lake import LocalLake
+
+    if request.param == "local":
+        return LocalLake(tmp_path / "lake")
+    return request.getfixturevalue("s3_lake")

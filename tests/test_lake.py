@@ -84,32 +84,6 @@ def publish_pages(lake: Lake, table: pa.Table, *, prefix: str = "", **kw) -> Man
     return lake.publish(PAGES, prefix, [table], dataset="pages", schema=contract.PAGES_SCHEMA, **kw)
 
 
-def _empty_s3(server) -> None:
-    client = server.client()
-    for bucket in client.list_buckets():
-        for obj in client.list_objects(bucket.name, recursive=True):
-            client.remove_object(bucket.name, obj.object_name)
-        client.remove_bucket(bucket.name)
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
-    """An empty lake of each backend (the S3 server is shared, so it is emptied first)."""
-    if request.param == "local":
-        return LocalLake(tmp_path / "lake")
-    server = request.getfixturevalue("s3_server")
-    _empty_s3(server)
-    return open_lake(request.getfixturevalue("s3_settings"), retry=FAST_RETRY)
-
-
-@pytest.fixture
-def s3_lake(s3_server, s3_settings) -> S3Lake:
-    _empty_s3(s3_server)
-    lake = open_lake(s3_settings, retry=FAST_RETRY)
-    assert isinstance(lake, S3Lake)
-    return lake
-
-
 @contextmanager
 def writes_to_store(lake: Lake) -> Iterator[list[str]]:
     """Collect what changes the store while the block runs.

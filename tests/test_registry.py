@@ -15,27 +15,8 @@ from sklearn.preprocessing import StandardScaler
 
 from microsub import contract, registry
 from microsub.errors import ContractError, IntegrityError, ObjectNotFoundError
-from microsub.lake import Lake, LocalLake, RetryPolicy, open_lake
+from microsub.lake import Lake, LocalLake
 from microsub.models import BoostedTreesClassifier, LogisticRegressionGD
-
-FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, total=3.0)
-
-
-def _empty_s3(server) -> None:
-    client = server.client()
-    for bucket in client.list_buckets():
-        for obj in client.list_objects(bucket.name, recursive=True):
-            client.remove_object(bucket.name, obj.object_name)
-        client.remove_bucket(bucket.name)
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
-    """An empty lake of each backend (the S3 server is shared, so it is emptied first)."""
-    if request.param == "local":
-        return LocalLake(tmp_path / "lake")
-    _empty_s3(request.getfixturevalue("s3_server"))
-    return open_lake(request.getfixturevalue("s3_settings"), retry=FAST_RETRY)
 
 
 @pytest.fixture(scope="module")

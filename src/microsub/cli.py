@@ -150,7 +150,7 @@ def generate(
     out: Annotated[Path | None, typer.Option("--out", help="file to write (.gz for gzip)")] = None,
 ) -> None:
     """Write a synthetic raw log in the official 15-column format."""
-    from microsub import synth
+    from microsub import pipeline
 
     settings = _settings(profile=profile, seed=seed)
     n_pages = pages or settings.data_profile.n_pages
@@ -160,15 +160,10 @@ def generate(
             if pages is None
             else settings.data_dir / "raw" / f"synthetic-{n_pages}p-seed{settings.seed}.txt"
         )
-    with _bars() as task, task(f"generating {n_pages:,} pages", n_pages) as advance:
-        done = 0
-
-        def tick(total_written: int) -> None:
-            nonlocal done
-            advance(total_written - done)
-            done = total_written
-
-        summary = synth.generate(out, n_pages=n_pages, seed=settings.seed, progress=tick)
+    with _bars() as task:
+        summary = pipeline.generate_synthetic(
+            out, n_pages=n_pages, seed=settings.seed, progress=task
+        )
     console.print(
         f"wrote [bold]{summary.path}[/]: {summary.n_pages:,} pages, {summary.n_sessions:,} "
         f"sessions, {summary.bytes / 2**20:,.1f} MiB, seed {summary.seed}"

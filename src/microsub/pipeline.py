@@ -109,15 +109,7 @@ def prepare_raw(settings: Settings, *, progress: ProgressFactory = _quiet) -> Ra
             path.stat().st_size
         ):
             return RawInput(path, "synthetic", _synthetic_details(settings, known))
-    with progress(f"generating {n_pages:,} synthetic pages", n_pages) as advance:
-        done = 0
-
-        def tick(total_written: int) -> None:
-            nonlocal done
-            advance(total_written - done)
-            done = total_written
-
-        summary = synth.generate(path, n_pages=n_pages, seed=settings.seed, progress=tick)
+    summary = generate_synthetic(path, n_pages=n_pages, seed=settings.seed, progress=progress)
     known = {
         "n_pages": summary.n_pages,
         "n_sessions": summary.n_sessions,
@@ -128,6 +120,20 @@ def prepare_raw(settings: Settings, *, progress: ProgressFactory = _quiet) -> Ra
     }
     sidecar.write_text(json.dumps(known, indent=2, sort_keys=True))
     return RawInput(path, "synthetic", _synthetic_details(settings, known))
+
+
+def generate_synthetic(
+    out: Path, *, n_pages: int, seed: int, progress: ProgressFactory = _quiet
+) -> Any:
+    """:func:`microsub.synth.generate` with a progress task counting pages.
+
+    Returns:
+        The generator's :class:`~microsub.synth.SynthSummary`.
+    """
+    from microsub import synth
+
+    with progress(f"generating {n_pages:,} synthetic pages", n_pages) as advance:
+        return synth.generate(out, n_pages=n_pages, seed=seed, progress=advance)
 
 
 def _synthetic_details(settings: Settings, known: dict[str, Any]) -> dict[str, Any]:
