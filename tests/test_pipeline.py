@@ -116,3 +116,25 @@ def test_s3_run_serves_the_handbook_eda_loader_exactly_the_pages_table(
     # every part there is a valid Parquet file of the contract
     first = pq.read_table(BytesIO(client.get_object("processed-data", names[0]).read()))
     assert first.schema.names == contract.PAGES_SCHEMA.names
+
+
+def test_progress_tasks_count_up_to_their_totals(tmp_path):
+    from contextlib import contextmanager
+
+    seen: dict[str, list[int | None]] = {}
+
+    @contextmanager
+    def progress(description: str, total: int | None):
+        seen[description] = [total, 0]
+
+        def advance(n: int) -> None:
+            seen[description][1] += n
+
+        yield advance
+
+    settings = _settings(tmp_path)
+    pipeline.run(settings, stages=(), progress=progress)
+    generating = next(v for k, v in seen.items() if k.startswith("generating"))
+    assert generating == [settings.data_profile.n_pages] * 2
+    ingesting = next(v for k, v in seen.items() if k.startswith("ingesting"))
+    assert ingesting == [settings.synthetic_raw_path.stat().st_size] * 2
