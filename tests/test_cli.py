@@ -77,3 +77,17 @@ def test_empty_lake_listing_says_how_to_fill_it(tmp_path):
     result = invoke("lake", "ls", "--lake", str(tmp_path / "empty"))
     assert result.exit_code == 0
     assert "microsub run" in result.output
+
+
+def test_run_builds_the_whole_pipeline_on_the_ci_profile(tmp_path):
+    lake = str(tmp_path / "lake")
+    result = runner.invoke(
+        cli.app, ["run", "--profile", "ci", "--lake", lake], catch_exceptions=False,
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "synthetic data (profile ci, seed 20190513)" in result.output
+    assert "findings: reports/findings.yaml" in result.output
+    for name in ("churn", "value", "churn-logistic-gd", "value-hurdle-trees"):
+        assert f" {name} " in result.output
+    assert (tmp_path / "lake" / "reports" / "findings.yaml").is_file()

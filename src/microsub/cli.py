@@ -254,6 +254,31 @@ def run(
     )
     console.print(f"pipeline done on {what}; lake {ctx.lake.location}")
     _print_reconciliation(ctx.ingest_report, ctx.lake.location)
+    _print_outputs(ctx)
+
+
+def _print_outputs(ctx: Any) -> None:
+    """What the later stages left in the lake: the findings and the registered models."""
+    from microsub import contract, registry
+
+    lake = ctx.lake
+    if lake.exists(contract.BUCKET_REPORTS, "findings.yaml"):
+        console.print(f"findings: {contract.BUCKET_REPORTS}/findings.yaml")
+    cards = registry.list_models(lake)
+    if not cards:
+        return
+    table = Table(title=f"models in {contract.BUCKET_MODELS}")
+    for col in ("name", "model", "target", "test metric"):
+        table.add_column(col)
+    for card in cards:
+        test = card.get("metrics", {}).get("test", {})
+        metric = (
+            f"ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test
+            else f"RMSE {test['rmse']:.2f}" if "rmse" in test else ""
+        )
+        chosen = " (chosen)" if card.get("chosen") else ""
+        table.add_row(card["name"], card.get("label", "") + chosen, card.get("target", ""), metric)
+    console.print(table)
 
 
 def main() -> None:
