@@ -492,6 +492,32 @@ def _testable(y: np.ndarray, exposure: np.ndarray | None = None) -> str | None:
     return None
 
 
+def _leave_odds_ratio(
+    rows: pd.DataFrame, exposure: pd.Series, covariates: Sequence[pd.Series] = ()
+) -> tuple[_Coef | None, str | None]:
+    """The odds ratio of leaving after a page with ``exposure``, at the same depth.
+
+    logit h = a + b·exposure + Σ_k c_k·covariate_k + depth fixed effects on ``rows``, clustered
+    by session; the estimate is exp(b).
+
+    Args:
+        rows: the pages of the test (``done``, ``action_page_id``, ``session_id``), usually
+            those with a known outcome.
+        exposure: one value per row, indexed like ``rows``; its name names the coefficient.
+        covariates: further columns indexed like ``rows``, in the design's order.
+
+    Returns:
+        (exp(b) with its interval and p-value, None), or (None, the reason of
+        :func:`_testable`) when the outcome or the exposure does not vary.
+    """
+    y = rows["done"].to_numpy()
+    reason = _testable(y, exposure.to_numpy())
+    if reason is not None:
+        return None, reason
+    X = pd.concat([exposure, *covariates, _depth_dummies(rows["action_page_id"])], axis=1)
+    return _ratio(_glm(y, X, rows["session_id"].to_numpy()), str(exposure.name)), None
+
+
 def decide(
     estimate: float,
     ci_low: float,
@@ -554,17 +580,20 @@ def _result(
     statistic: str,
     method: str,
     coef: _Coef | None,
-    null: float,
     expected: Literal[">", "<"],
-    scale: Scale,
     margin: float,
-    n_pages: int,
-    n_sessions: int,
+    rows: pd.DataFrame,
     table: pd.DataFrame,
+    null: float = 1.0,
+    scale: Scale = "ratio",
     details: dict[str, float] | None = None,
     reason: str | None = None,
 ) -> HypothesisResult:
-    """Build a result; its verdict uses the unadjusted p-value until :func:`adjust`."""
+    """Build a result; its verdict uses the unadjusted p-value until :func:`adjust`.
+
+    ``n_pages`` and ``n_sessions`` are counted from ``rows``, the pages the estimate used (a
+    frame with ``session_id``); ``null`` and ``scale`` default to a ratio's (1, ``"ratio"``).
+    """
     details = dict(details or {})
     if coef is None:
         coef = _Coef(math.nan, math.nan, math.nan, math.nan)
@@ -582,8 +611,8 @@ def _result(
         expected=expected,
         scale=scale,
         margin=margin,
-        n_pages=int(n_pages),
-        n_sessions=int(n_sessions),
+        n_pages=len(rows),
+        n_sessions=int(rows["session_id"].nunique()),
         p_value=coef.p_value,
         p_adjusted=coef.p_value,
         verdict="inconclusive",
@@ -908,12 +937,9 @@ def fatigue(pages: pd.DataFrame) -> HypothesisResult:
         method="logistic hazard model on pages 1-11 with known outcome, adjusted for purchase "
         "power and hour; session-clustered standard errors",
         coef=coef,
-        null=1.0,
         expected=">",
-        scale="ratio",
         margin=MARGINS["ratio_per_step"],
-        n_pages=len(rows),
-        n_sessions=rows["session_id"].nunique(),
+        rows=rows,
         table=table,
         details={
             "bounce_rate": float(rate.get(0, math.nan)),
@@ -954,19 +980,11 @@ def hour_of_day(
         )
     rows = known[known["hour"].isin(list(night) + list(evening))]
     is_night = rows["hour"].isin(night).to_numpy().astype(float)
-    y = rows["done"].to_numpy()
-    reason = _testable(y, is_night) if len(rows) else "the log has no hour of day"
-    coef = None
+    coef, reason = None, "the log has no hour of day"
+    if len(rows):
+        coef, reason = _leave_odds_ratio(rows, pd.Series(is_night, index=rows.index, name="night"))
     details: dict[str, float] = {}
-    if reason is None:
-        X = pd.concat(
-            [
-                pd.Series(is_night, index=rows.index, name="night"),
-                _depth_dummies(rows["action_page_id"]),
-            ],
-            axis=1,
-        )
-        coef = _ratio(_glm(y, X, rows["session_id"].to_numpy()), "night")
+    if coef is not None:
         for label, hours in (("night", night), ("evening", evening)):
             part = rows[rows["hour"].isin(hours)]
             details[f"{label}_rate"] = float(part["done"].mean())
@@ -982,12 +1000,9 @@ def hour_of_day(
         method="logistic model of leaving on pages of the two windows with depth fixed "
         "effects; session-clustered standard errors",
         coef=coef,
-        null=1.0,
         expected=">",
-        scale="ratio",
         margin=MARGINS["ratio_per_contrast"],
-        n_pages=len(rows),
-        n_sessions=rows["session_id"].nunique(),
+        rows=rows,
         table=table,
         details=details,
         reason=reason,
@@ -1059,13 +1074,12 @@ def purchase_power_value(
         method=f"rank correlation over sessions; percentile bootstrap over sessions "
         f"({n_boot} resamples)",
         coef=coef,
-        null=0.0,
         expected=">",
-        scale="difference",
         margin=MARGINS["correlation"],
-        n_pages=len(pages),
-        n_sessions=len(sessions),
+        rows=pages,
         table=table,
+        null=0.0,
+        scale="difference",
         details={"buying_share": float((v > 0).mean()) if len(v) else math.nan},
         reason=reason,
     )
@@ -1081,15 +1095,7 @@ def purchase_power_churn(pages: pd.DataFrame) -> HypothesisResult:
     frame = _frame(pages)
     rows = frame[frame["known"]]
     table = cluster_rates(rows, "state_purchase_power")
-    y = rows["done"].to_numpy()
-    reason = _testable(y, rows["state_purchase_power"].to_numpy())
-    coef = None
-    if reason is None:
-        X = pd.concat(
-            [rows["state_purchase_power"].astype(float), _depth_dummies(rows["action_page_id"])],
-            axis=1,
-        )
-        coef = _ratio(_glm(y, X, rows["session_id"].to_numpy()), "state_purchase_power")
+    coef, reason = _leave_odds_ratio(rows, rows["state_purchase_power"].astype(float))
     return _result(
         key="purchase_power_churn",
         name="Purchase power and churn",
@@ -1098,12 +1104,9 @@ def purchase_power_churn(pages: pd.DataFrame) -> HypothesisResult:
         method="logistic model of leaving with depth fixed effects; session-clustered "
         "standard errors",
         coef=coef,
-        null=1.0,
         expected="<",
-        scale="ratio",
         margin=MARGINS["ratio_per_step"],
-        n_pages=len(rows),
-        n_sessions=rows["session_id"].nunique(),
+        rows=rows,
         table=table,
         reason=reason,
     )
@@ -1140,20 +1143,14 @@ def engagement_retention(pages: pd.DataFrame) -> HypothesisResult:
         f"{v}+" if v == ENGAGEMENT_BINS[-1] else str(v) for v in table["engagement_level"]
     ]
     engaged = (rows["engagement"].to_numpy() > 0).astype(float)
-    y = rows["done"].to_numpy()
-    reason = _testable(y, engaged)
-    coef = None
+    coef, reason = _leave_odds_ratio(
+        rows,
+        pd.Series(engaged, index=rows.index, name="engaged"),
+        [rows["state_purchase_power"].astype(float)],
+    )
     details: dict[str, float] = {}
-    if reason is None:
-        X = pd.concat(
-            [
-                pd.Series(engaged, index=rows.index, name="engaged"),
-                rows["state_purchase_power"].astype(float),
-                _depth_dummies(rows["action_page_id"]),
-            ],
-            axis=1,
-        )
-        coef = _ratio(_glm(y, X, rows["session_id"].to_numpy()), "engaged")
+    if coef is not None:
+        y = rows["done"].to_numpy()
         details = {
             "retention_engaged": float(1 - y[engaged == 1].mean()),
             "retention_not_engaged": float(1 - y[engaged == 0].mean()),
@@ -1168,12 +1165,9 @@ def engagement_retention(pages: pd.DataFrame) -> HypothesisResult:
         method="logistic model of leaving with depth fixed effects and purchase power; "
         "session-clustered standard errors",
         coef=coef,
-        null=1.0,
         expected="<",
-        scale="ratio",
         margin=MARGINS["ratio_per_contrast"],
-        n_pages=len(rows),
-        n_sessions=rows["session_id"].nunique(),
+        rows=rows,
         table=table,
         details=details,
         reason=reason,
@@ -1198,22 +1192,18 @@ def purchase_reset(pages: pd.DataFrame) -> HypothesisResult:
     frame = frame.assign(after_purchase=np.where(first, 0, prev_bought), first_row=first)
     rows = frame[frame["known"] & ~frame["first_row"]]
     table = cluster_rates(rows, ["action_page_id", "after_purchase"])
-    y = rows["done"].to_numpy()
     exposure = rows["after_purchase"].to_numpy().astype(float)
-    reason = _testable(y, exposure)
-    coef = None
+    coef, reason = _leave_odds_ratio(
+        rows,
+        pd.Series(exposure, index=rows.index, name="after_purchase"),
+        [
+            rows["state_purchase_power"].astype(float),
+            np.log1p(rows["prev_engagement"].astype(float)),
+        ],
+    )
     details: dict[str, float] = {}
-    if reason is None:
-        X = pd.concat(
-            [
-                pd.Series(exposure, index=rows.index, name="after_purchase"),
-                rows["state_purchase_power"].astype(float),
-                np.log1p(rows["prev_engagement"].astype(float)),
-                _depth_dummies(rows["action_page_id"]),
-            ],
-            axis=1,
-        )
-        coef = _ratio(_glm(y, X, rows["session_id"].to_numpy()), "after_purchase")
+    if coef is not None:
+        y = rows["done"].to_numpy()
         details = {
             "rate_after_purchase": float(y[exposure == 1].mean()),
             "rate_without": float(y[exposure == 0].mean()),
@@ -1227,12 +1217,9 @@ def purchase_reset(pages: pd.DataFrame) -> HypothesisResult:
         method="logistic model of leaving with depth fixed effects, purchase power and the "
         "previous page's engagement; session-clustered standard errors",
         coef=coef,
-        null=1.0,
         expected="<",
-        scale="ratio",
         margin=MARGINS["ratio_per_contrast"],
-        n_pages=len(rows),
-        n_sessions=rows["session_id"].nunique(),
+        rows=rows,
         table=table,
         details=details,
         reason=reason,
@@ -1280,6 +1267,15 @@ def _mix_table(res: Any, outcome: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _mix_fit(
+    rows: pd.DataFrame, y: np.ndarray, *, family: str, term: str, outcome: str
+) -> tuple[_Coef, pd.DataFrame]:
+    """The GLM of ``y`` (one value per row of ``rows``) on :func:`_mix_design`, clustered by
+    session: the ratio of ``term`` and the :func:`_mix_table` of all three mix terms."""
+    res = _glm(y, _mix_design(rows), rows["session_id"].to_numpy(), family=family)
+    return _ratio(res, term), _mix_table(res, outcome)
+
+
 def item_mix_churn(pages: pd.DataFrame) -> HypothesisResult:
     """Item mix vs churn: does a page of more clickable items (higher mean predicted CTR) lead
     to less leaving?
@@ -1295,12 +1291,11 @@ def item_mix_churn(pages: pd.DataFrame) -> HypothesisResult:
     rows = frame[frame["known"]]
     y = rows["done"].to_numpy()
     reason = _testable(y)
-    coef = None
-    table = pd.DataFrame()
+    coef, table = None, pd.DataFrame()
     if reason is None:
-        res = _glm(y, _mix_design(rows), rows["session_id"].to_numpy())
-        coef = _ratio(res, "z_log_ctr")
-        table = _mix_table(res, "churn (odds ratio)")
+        coef, table = _mix_fit(
+            rows, y, family="binomial", term="z_log_ctr", outcome="churn (odds ratio)"
+        )
     return _result(
         key="item_mix_churn",
         name="Item mix and churn",
@@ -1310,12 +1305,9 @@ def item_mix_churn(pages: pd.DataFrame) -> HypothesisResult:
         method="logistic model of leaving on the standardised mix (CTR, CVR, price), purchase "
         "power and depth fixed effects; session-clustered standard errors",
         coef=coef,
-        null=1.0,
         expected="<",
-        scale="ratio",
         margin=MARGINS["ratio_per_contrast"],
-        n_pages=len(rows),
-        n_sessions=rows["session_id"].nunique(),
+        rows=rows,
         table=table,
         reason=reason,
     )
@@ -1334,12 +1326,11 @@ def item_mix_spend(pages: pd.DataFrame) -> HypothesisResult:
     frame = _frame(pages)
     y = frame["reward"].to_numpy(dtype=float)
     reason = None if (y > 0).any() else "no page has a purchase"
-    coef = None
-    table = pd.DataFrame()
+    coef, table = None, pd.DataFrame()
     if reason is None:
-        res = _glm(y, _mix_design(frame), frame["session_id"].to_numpy(), family="poisson")
-        coef = _ratio(res, "z_log_cvr")
-        table = _mix_table(res, "spend (ratio of means)")
+        coef, table = _mix_fit(
+            frame, y, family="poisson", term="z_log_cvr", outcome="spend (ratio of means)"
+        )
     return _result(
         key="item_mix_spend",
         name="Item mix and spend",
@@ -1349,12 +1340,9 @@ def item_mix_spend(pages: pd.DataFrame) -> HypothesisResult:
         method="Poisson pseudo-likelihood (log link) on the standardised mix, purchase power "
         "and depth fixed effects; session-clustered standard errors",
         coef=coef,
-        null=1.0,
         expected=">",
-        scale="ratio",
         margin=MARGINS["ratio_per_contrast"],
-        n_pages=len(frame),
-        n_sessions=frame["session_id"].nunique(),
+        rows=frame,
         table=table,
         reason=reason,
     )
