@@ -224,6 +224,18 @@ def test_engagement_and_purchase_power_effects_have_the_planted_sign():
     assert null.verdict != "supported"
 
 
+@pytest.mark.filterwarnings("error::statsmodels.tools.sm_exceptions.SingularMatrixWarning")
+def test_a_covariate_that_does_not_vary_is_left_out_not_a_singular_design():
+    # one purchase-power level only (a log of one segment): the tests adjusted for purchase
+    # power still estimate their effect instead of failing on a singular design matrix
+    pages = simulate(6000, engaged=-1.0, after_purchase=-1.0, seed=7)
+    pages["state_purchase_power"] = 3
+    eng = H.engagement_retention(pages)
+    assert eng.ci_low < math.exp(-1.0) < eng.ci_high
+    for result in (H.purchase_reset(pages), H.item_mix_churn(pages)):
+        assert math.isfinite(result.estimate) and result.ci_low < result.ci_high
+
+
 def test_purchase_reset_compares_pages_at_the_same_depth():
     # leaving and buying both rise with depth, purchases do not change leaving: the naive
     # comparison finds pages after a purchase MORE often last; the depth-adjusted one finds

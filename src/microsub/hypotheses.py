@@ -504,7 +504,8 @@ def _leave_odds_ratio(
         rows: the pages of the test (``done``, ``action_page_id``, ``session_id``), usually
             those with a known outcome.
         exposure: one value per row, indexed like ``rows``; its name names the coefficient.
-        covariates: further columns indexed like ``rows``, in the design's order.
+        covariates: further columns indexed like ``rows``, in the design's order; those that
+            do not vary on ``rows`` are dropped.
 
     Returns:
         (exp(b) with its interval and p-value, None), or (None, the reason of
@@ -514,7 +515,10 @@ def _leave_odds_ratio(
     reason = _testable(y, exposure.to_numpy())
     if reason is not None:
         return None, reason
-    X = pd.concat([exposure, *covariates, _depth_dummies(rows["action_page_id"])], axis=1)
+    # a covariate that does not vary (one purchase-power level, say) duplicates the intercept
+    # and would make the design singular: it adjusts for nothing, so it is left out
+    varying = [c for c in covariates if c.nunique() > 1]
+    X = pd.concat([exposure, *varying, _depth_dummies(rows["action_page_id"])], axis=1)
     return _ratio(_glm(y, X, rows["session_id"].to_numpy()), str(exposure.name)), None
 
 
@@ -1243,10 +1247,10 @@ def _mix_design(rows: pd.DataFrame) -> pd.DataFrame:
         sd = np.nanstd(v)
         cols[name] = (v - np.nanmean(v)) / sd if sd > 0 else np.zeros_like(v)
     X = pd.DataFrame(cols, index=rows.index).fillna(0.0)
-    return pd.concat(
-        [X, rows["state_purchase_power"].astype(float), _depth_dummies(rows["action_page_id"])],
-        axis=1,
-    )
+    power = rows["state_purchase_power"].astype(float)
+    # as in _leave_odds_ratio: a purchase power that does not vary adjusts for nothing
+    adjust = [power] if power.nunique() > 1 else []
+    return pd.concat([X, *adjust, _depth_dummies(rows["action_page_id"])], axis=1)
 
 
 def _mix_table(res: Any, outcome: str) -> pd.DataFrame:
