@@ -11,7 +11,7 @@ Writes official-format logs of two sizes (default 20k and 100k pages, 5x apart) 
   less work than ``ingest``, so the speed ratio understates the difference).
 
 Each measurement runs ``--repeat`` times; the table shows the median time, MB/s and pages/s from
-it, and the largest peak RSS (``resource.getrusage(...).ru_maxrss`` of the child, which includes
+it, and the largest peak RSS (``VmHWM`` of the child, see :func:`_peak_rss_mb`, which includes
 the interpreter and imports: ``rss_imports`` is the same process's peak before the run; both
 methods start with pandas imported, as in the pipeline). Memory
 that does not grow with the file size shows as equal peaks for the two sizes at the same batch
@@ -36,7 +36,17 @@ from pathlib import Path
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak resident set (MB): ``VmHWM`` of /proc/self/status on Linux.
+
+    Not ``ru_maxrss``: Linux carries the parent's resident set across the child's fork and exec
+    into it, so a child of a large parent would report the parent's size.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB
 
 
 def naive_parse(path: Path) -> int:
