@@ -588,3 +588,16 @@ def test_docker_compose_runs_minio_with_credentials_from_the_shell_only() -> Non
     assert re.fullmatch(r"\$\{MICROSUB_S3_SECRET_KEY:\?[^}]+\}", env["MINIO_ROOT_PASSWORD"])
     assert ":-" not in text
     assert "MICROSUB_LAKE=s3://127.0.0.1:9000" in text
+
+
+def test_put_if_changed_writes_only_new_content(lake: Lake) -> None:
+    assert lake.put_json("reports", "r.json", {"b": np.int64(2), "a": [1.5]}, if_changed=True)
+    with writes_to_store(lake) as changes:
+        # the same document, keys in another order and numpy values: the same stored bytes
+        wrote = lake.put_json("reports", "r.json", {"a": [1.5], "b": 2}, if_changed=True)
+    assert wrote is False and changes == []
+    assert lake.put_json("reports", "r.json", {"a": [1.5], "b": 3}, if_changed=True)
+    assert lake.get_json("reports", "r.json") == {"a": [1.5], "b": 3}
+    assert lake.put_bytes("reports", "x.bin", b"1", if_changed=True)
+    assert not lake.put_bytes("reports", "x.bin", b"1", if_changed=True)
+    assert lake.put_bytes("reports", "x.bin", b"1")  # without if_changed it always writes

@@ -138,3 +138,22 @@ def test_progress_tasks_count_up_to_their_totals(tmp_path):
     assert generating == [settings.data_profile.n_pages] * 2
     ingesting = next(v for k, v in seen.items() if k.startswith("ingesting"))
     assert ingesting == [settings.synthetic_raw_path.stat().st_size] * 2
+
+
+def test_cached_exploration_is_keyed_by_the_data_digest_and_skips_reading_pages(
+    tmp_path, monkeypatch
+):
+    ctx = pipeline.run(_settings(tmp_path), stages=())
+    first = pipeline.exploration(ctx)
+
+    def no_read(ctx):
+        raise AssertionError("a cache hit must not read the pages table")
+
+    monkeypatch.setattr(pipeline, "read_pages", no_read)
+    again = pipeline.exploration(ctx)
+    assert again.verdict_table().equals(first.verdict_table())
+    # other data (another digest) misses the cache and does read the pages
+    other = pipeline.Context(ctx.settings, ctx.lake, ctx.manifest)
+    monkeypatch.setattr(pipeline.Context, "data_digest", property(lambda self: "another"))
+    with pytest.raises(AssertionError, match="must not read"):
+        pipeline.exploration(other)

@@ -270,15 +270,9 @@ def write_findings(lake: Any, findings: Mapping[str, Any], *, force: bool = Fals
         force: write even when the stored text is identical.
     """
     text = to_yaml(findings).encode("utf-8")
-    stored = (
-        lake.get_bytes(BUCKET_REPORTS, FINDINGS_KEY)
-        if not force and lake.exists(BUCKET_REPORTS, FINDINGS_KEY)
-        else None
+    return lake.put_bytes(
+        BUCKET_REPORTS, FINDINGS_KEY, text, "application/yaml", if_changed=not force
     )
-    if stored == text:
-        return False
-    lake.put_bytes(BUCKET_REPORTS, FINDINGS_KEY, text, "application/yaml")
-    return True
 
 
 def read_findings(lake: Any) -> dict[str, Any]:

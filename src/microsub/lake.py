@@ -164,7 +164,7 @@ class Manifest:
                 for p in self.parts
             ],
             "schema": self.schema,
-            "meta": _canonical_json(self.meta, what=f"meta of dataset {self.dataset!r}"),
+            "meta": plain_json(self.meta, what=f"meta of dataset {self.dataset!r}"),
         }
         return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
@@ -241,8 +241,14 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def _canonical_json(obj: object, *, what: str) -> Any:
-    """``obj`` turned into plain JSON values with every dict's keys sorted."""
+def plain_json(obj: object, *, what: str = "value") -> Any:
+    """``obj`` turned into plain JSON values with every dict's keys sorted: what a reader gets
+    back from :meth:`Lake.get_json` after :meth:`Lake.put_json` (numpy values as numbers,
+    dates as ISO text, paths as text, sets as sorted lists).
+
+    Raises:
+        LakeError: ``obj`` holds something JSON cannot represent (naming ``what``).
+    """
     try:
         text = json.dumps(obj, sort_keys=True, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -394,11 +400,25 @@ class Lake(ABC):
 
     # --- objects -----------------------------------------------------------------------------
     def put_bytes(
-        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
-    ) -> None:
-        """Store ``data`` at ``(bucket, key)``, creating the bucket if needed."""
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        if_changed: bool = False,
+    ) -> bool:
+        """Store ``data`` at ``(bucket, key)``, creating the bucket if needed.
+
+        With ``if_changed``, an object that already holds exactly these bytes is left alone (a
+        re-run of an unchanged stage then writes nothing). Returns whether it wrote.
+        """
         self._ensure_bucket(bucket)
-        self._put(bucket, _check_key(key), bytes(data), content_type)
+        data = bytes(data)
+        if if_changed and self._get(bucket, _check_key(key)) == data:
+            return False
+        self._put(bucket, _check_key(key), data, content_type)
+        return True
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         """The bytes of an object.
@@ -414,11 +434,16 @@ class Lake(ABC):
             )
         return data
 
-    def put_json(self, bucket: str, key: str, obj: object) -> None:
-        """Store ``obj`` as indented JSON with sorted keys (numpy values converted)."""
-        doc = _canonical_json(obj, what=f"JSON for {self._url(bucket, key)}")
+    def put_json(
+        self, bucket: str, key: str, obj: object, *, if_changed: bool = False
+    ) -> bool:
+        """Store ``obj`` as indented JSON with sorted keys (numpy values converted; see
+        :func:`plain_json`). ``if_changed`` as in :meth:`put_bytes`; returns whether it wrote."""
+        doc = plain_json(obj, what=f"JSON for {self._url(bucket, key)}")
         text = json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        self.put_bytes(bucket, key, text.encode("utf-8"), "application/json")
+        return self.put_bytes(
+            bucket, key, text.encode("utf-8"), "application/json", if_changed=if_changed
+        )
 
     def get_json(self, bucket: str, key: str) -> Any:
         """The parsed JSON content of an object.
@@ -698,7 +723,7 @@ class DatasetWriter:
         self.dataset = dataset
         self.schema = schema
         # Checked now rather than at commit, after all the uploads.
-        self.meta = _canonical_json(dict(meta or {}), what=f"meta of dataset {dataset!r}")
+        self.meta = plain_json(dict(meta or {}), what=f"meta of dataset {dataset!r}")
         self.part_rows = part_rows
         self.progress = progress
         self.manifest: Manifest | None = None
@@ -726,7 +751,7 @@ class DatasetWriter:
         once every part is written, such as an ingestion's reconciliation)."""
         self._check_open()
         merged = {**self.meta, **meta}
-        self.meta = _canonical_json(merged, what=f"meta of dataset {self.dataset!r}")
+        self.meta = plain_json(merged, what=f"meta of dataset {self.dataset!r}")
 
     @property
     def rows(self) -> int:

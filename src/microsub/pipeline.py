@@ -270,31 +270,53 @@ STAGES: dict[str, Stage] = {}
 
 
 # --- explore: hypotheses, survival, audit -> reports/findings.yaml ----------------------------
-def _analysis_code_digest() -> str:
-    """Digest of the source of the modules the exploration runs (joblib keys a cache on the
-    called function's own code only; this makes an edit to any of them recompute)."""
-    from microsub import evaluation, features, hypotheses
-
+def _code_digest(*modules: Any) -> str:
+    """Digest of the source files of ``modules`` (a package counts with every ``.py`` file in
+    its folder). joblib keys a cache on the called function's own code only; putting this in
+    the key makes an edit to any module the computation runs recompute it."""
     h = hashlib.sha256()
-    for module in (hypotheses, features, evaluation):
-        h.update(Path(module.__file__).read_bytes())
+    for module in modules:
+        path = Path(module.__file__)
+        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        for file in files:
+            h.update(file.name.encode())
+            h.update(file.read_bytes())
     return h.hexdigest()[:16]
 
 
-def _explore(pages: Any, random_state: int, code_digest: str) -> Any:
-    """:func:`microsub.hypotheses.run_all` (``code_digest`` is part of the cache key only)."""
+def _on_pages(
+    ctx: Context, compute: Callable[..., T], code_digest: str, *, force: bool = False
+) -> T:
+    """``compute(pages, random_state, data_digest, code_digest)`` through the joblib cache.
+
+    The key is the dataset's digest, the seed and the code digest, not the pages themselves:
+    a cache hit neither reads nor hashes the pages table, which is only read on a miss.
+    """
+    import joblib
+
+    key = (ctx.settings.seed, ctx.data_digest, code_digest)
+    if force:
+        return compute(read_pages(ctx).to_pandas(), *key)
+    memory = joblib.Memory(ctx.settings.cache_dir, verbose=0)
+    func = memory.cache(compute, ignore=["pages"])
+    if func.check_call_in_cache(None, *key):
+        return func(None, *key)
+    return func(read_pages(ctx).to_pandas(), *key)
+
+
+def _explore(pages: Any, random_state: int, data_digest: str, code_digest: str) -> Any:
+    """:func:`microsub.hypotheses.run_all` (the digests are part of the cache key only)."""
     from microsub import hypotheses
 
-    del code_digest
     return hypotheses.run_all(pages, random_state=random_state)
 
 
 def exploration(ctx: Context, *, force: bool = False) -> Any:
     """The exploration of the context's pages (:class:`microsub.hypotheses.Exploration`),
-    cached by the pages' content, the seed and the analysis code (``force``: recompute)."""
-    pages = read_pages(ctx).to_pandas()
-    args = (pages, ctx.settings.seed, _analysis_code_digest())
-    return _explore(*args) if force else cached(ctx, _explore, *args)
+    cached by the pages' digest, the seed and the analysis code (``force``: recompute)."""
+    from microsub import evaluation, features, hypotheses
+
+    return _on_pages(ctx, _explore, _code_digest(hypotheses, features, evaluation), force=force)
 
 
 def calibration(ctx: Context) -> Any:
@@ -336,34 +358,21 @@ STAGES["explore"] = explore_stage
 
 
 # --- train: benchmark, model registry (models bucket), reports/benchmark.json -----------------
-def _benchmark_code_digest() -> str:
-    """Digest of the source of the modules the benchmark runs (the models package included)."""
-    from microsub import benchmark, business, evaluation, features, models
-
-    h = hashlib.sha256()
-    files = [Path(m.__file__) for m in (benchmark, business, evaluation, features)]
-    files += sorted(Path(models.__file__).parent.glob("*.py"))
-    for path in files:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _benchmark(pages: Any, random_state: int, code_digest: str) -> Any:
-    """:func:`microsub.benchmark.run_benchmark` (``code_digest`` is part of the cache key only)."""
+def _benchmark(pages: Any, random_state: int, data_digest: str, code_digest: str) -> Any:
+    """:func:`microsub.benchmark.run_benchmark` (the digests are part of the cache key only)."""
     from microsub import benchmark
 
-    del code_digest
     return benchmark.run_benchmark(pages, random_state=random_state)
 
 
 def benchmark(ctx: Context, *, force: bool = False) -> Any:
     """The benchmark of the context's pages (:class:`microsub.benchmark.BenchmarkResult`),
-    cached by the pages' content, the seed and the code of benchmark, models, features,
+    cached by the pages' digest, the seed and the code of benchmark, models, features,
     evaluation and business (``force``: recompute)."""
-    pages = read_pages(ctx).to_pandas()
-    args = (pages, ctx.settings.seed, _benchmark_code_digest())
-    return _benchmark(*args) if force else cached(ctx, _benchmark, *args)
+    from microsub import benchmark, business, evaluation, features, models
+
+    digest = _code_digest(benchmark, business, evaluation, features, models)
+    return _on_pages(ctx, _benchmark, digest, force=force)
 
 
 def registry_names(result: Any) -> dict[str, str]:
@@ -444,29 +453,9 @@ def train_stage(ctx: Context, progress: ProgressFactory = _quiet, force: bool = 
             "data": {k: data[k] for k in ("digest", "rows", "source", "seed")},
             "models": saved,
         }
-        _put_json_if_changed(ctx.lake, contract.BUCKET_REPORTS, "benchmark.json", report, force)
+        ctx.lake.put_json(contract.BUCKET_REPORTS, "benchmark.json", report, if_changed=not force)
         advance(1)
     return {"best": dict(result.best), "models": saved}
-
-
-def _put_json_if_changed(lake: Lake, bucket: str, key: str, obj: Any, force: bool) -> None:
-    """Write ``obj`` as JSON unless the stored object already holds the same content."""
-    from microsub.errors import ObjectNotFoundError
-
-    if not force:
-        try:
-            current = lake.get_json(bucket, key)
-        except ObjectNotFoundError:
-            current = None
-        if current is not None and current == json.loads(json.dumps(obj, default=_plain)):
-            return
-    lake.put_json(bucket, key, obj)
-
-
-def _plain(value: object) -> object:
-    if hasattr(value, "tolist"):
-        return value.tolist()  # type: ignore[attr-defined]
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 STAGES["train"] = train_stage

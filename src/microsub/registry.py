@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from microsub import __version__, contract
 from microsub.errors import ContractError, IntegrityError, ObjectNotFoundError
-from microsub.lake import Lake
+from microsub.lake import Lake, plain_json
 
 #: Version of the card's layout.
 CARD_VERSION = 1
@@ -186,24 +185,13 @@ def save_model(lake: Lake, name: str, estimator: Any, card: Mapping[str, Any]) -
         current = lake.get_json(contract.BUCKET_MODELS, card_key)
     except ObjectNotFoundError:
         current = None
-    if current is not None and current == _as_stored_json(stored) and lake.exists(
+    if current is not None and current == plain_json(stored) and lake.exists(
         contract.BUCKET_MODELS, model_key
     ):
         return current
     lake.put_bytes(contract.BUCKET_MODELS, model_key, blob)
     lake.put_json(contract.BUCKET_MODELS, card_key, stored)
     return lake.get_json(contract.BUCKET_MODELS, card_key)
-
-
-def _as_stored_json(obj: Mapping[str, Any]) -> Any:
-    """``obj`` as it reads back from the lake's JSON (numpy values as plain numbers)."""
-
-    def default(value: object) -> object:
-        if hasattr(value, "tolist"):
-            return value.tolist()  # type: ignore[attr-defined]
-        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-    return json.loads(json.dumps(dict(obj), default=default))
 
 
 def read_card(lake: Lake, name: str) -> dict[str, Any]:
