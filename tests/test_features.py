@@ -88,3 +88,10 @@ def test_feature_matrix_refuses_protected_attributes():
 def test_missing_columns_are_named():
     with pytest.raises(ContractError, match="mean_ctr"):
         features.add_features(_pages().drop(columns=["mean_ctr"]))
+
+
+def test_known_outcome_excludes_only_pages_truncated_below_the_cap():
+    pages = pd.DataFrame(
+        {"action_page_id": [0, 3, 3, 11, 11], "truncated": [0, 1, 0, 1, 0], "done": [1, 0, 0, 0, 1]}
+    )
+    assert features.known_outcome(pages).tolist() == [True, False, True, True, True]

@@ -71,6 +71,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from microsub import business, evaluation, features
 from microsub.contract import MAX_PAGE_ID
 from microsub.errors import ContractError
+from microsub.features import known_outcome
 from microsub.models import (
     BoostedTreesClassifier,
     BoostedTreesRegressor,
@@ -308,12 +309,6 @@ class TaskData:
     y: dict[str, np.ndarray]
     sessions: dict[str, np.ndarray]
     columns: list[str]
-
-
-def known_outcome(frame: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of the pages whose churn outcome is known (module docstring, step 1)."""
-    truncated = frame["truncated"].to_numpy() == 1
-    return ~(truncated & (frame["action_page_id"].to_numpy() < MAX_PAGE_ID))
 
 
 def split_sessions(

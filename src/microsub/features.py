@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from microsub.contract import PROTECTED_COLUMNS
+from microsub.contract import MAX_PAGE_ID, PROTECTED_COLUMNS
 from microsub.errors import ContractError
 
 View = Literal["post", "pre"]
@@ -178,6 +178,17 @@ def add_features(pages: pd.DataFrame) -> pd.DataFrame:
     df["prev_cum_value"] = previous("cum_value")
     df["prev_pages_since_purchase"] = previous("pages_since_purchase").astype("int16")
     return df
+
+
+def known_outcome(pages: pd.DataFrame) -> np.ndarray:
+    """Boolean mask ``(n,)`` of the pages whose churn outcome (``done``) is known.
+
+    A page truncated below the page cap (end of file, page-id jump) stops before we learn
+    whether the user would have asked for the next page: its ``done`` = 0 is not an outcome. A
+    page truncated at the cap (page 11) did not end by leaving, so it counts as "stayed".
+    """
+    truncated = pages["truncated"].to_numpy() == 1
+    return ~(truncated & (pages["action_page_id"].to_numpy() < MAX_PAGE_ID))
 
 
 def feature_matrix(frame: pd.DataFrame, feature_set: str | FeatureSet) -> pd.DataFrame:

@@ -84,7 +84,7 @@ import pandas as pd
 
 from microsub.contract import MAX_PAGE_ID, PROTECTED_COLUMNS
 from microsub.evaluation import bootstrap_ci
-from microsub.features import FEATURE_SETS, FeatureSet, add_features
+from microsub.features import FEATURE_SETS, FeatureSet, add_features, known_outcome
 
 Verdict = Literal["supported", "not supported", "inconclusive"]
 Scale = Literal["ratio", "difference"]
@@ -350,8 +350,7 @@ def _frame(pages: pd.DataFrame) -> pd.DataFrame:
     frame = pages if all(c in pages.columns for c in _DERIVED) else add_features(pages)
     if "known" not in frame.columns:
         frame = frame.copy()
-        trunc = frame["truncated"].to_numpy() == 1
-        frame["known"] = ~(trunc & (frame["action_page_id"].to_numpy() < MAX_PAGE_ID))
+        frame["known"] = known_outcome(frame)
     return frame
 
 
