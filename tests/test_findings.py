@@ -11,7 +11,7 @@ import pytest
 
 from microsub import business, findings, hypotheses, pipeline, synth
 from microsub.config import Settings
-from microsub.contract import BUCKET_REPORTS
+from microsub.contract import BUCKET_ITEMS, BUCKET_PROCESSED, BUCKET_REPORTS
 from microsub.errors import ObjectNotFoundError
 from microsub.lake import open_lake
 
@@ -162,13 +162,14 @@ def test_display_tables_show_the_computed_numbers(explored):
     assert gates.iloc[0]["Target"] == ">= 0.8"
 
 
-def test_calibration_comparison_reads_both_logs_or_says_none(tmp_path: Path, explored):
+def test_calibration_comparison_reads_both_sides_or_says_none(tmp_path: Path, explored):
     ctx, _ = explored
-    synthetic = ctx.lake.location  # any path that is not a log file
-    assert findings.calibration_comparison(tmp_path / "absent", synthetic) is None
-    # a synthetic log compared with itself: both columns equal
+    pages = ctx.lake.read_table(BUCKET_PROCESSED)
+    items = ctx.lake.read_table(BUCKET_ITEMS)
+    assert findings.calibration_comparison(tmp_path / "absent", pages, items) is None
+    # the lake's synthetic data compared with its own raw log: both columns equal
     log = tmp_path / "log.txt"
-    synth.generate(log, n_pages=300, seed=1)
-    table = findings.calibration_comparison(log, log)
+    synth.generate(log, n_pages=4000, seed=7)
+    table = findings.calibration_comparison(log, pages, items)
     assert list(table["statistic"]) == list(findings.CALIBRATION_ROWS)
     assert table["real"].tolist() == pytest.approx(table["synthetic"].tolist(), nan_ok=True)

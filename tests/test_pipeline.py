@@ -157,3 +157,22 @@ def test_cached_exploration_is_keyed_by_the_data_digest_and_skips_reading_pages(
     monkeypatch.setattr(pipeline.Context, "data_digest", property(lambda self: "another"))
     with pytest.raises(AssertionError, match="must not read"):
         pipeline.exploration(other)
+
+
+@pytest.mark.skipif(
+    not Settings().real_sample_path.is_file(),
+    reason="real sample ../shared/data/real/rec_rl_data_small is absent",
+)
+def test_calibration_compares_every_synthetic_page_and_caches_without_reading(
+    tmp_path, monkeypatch
+):
+    ctx = pipeline.run(_settings(tmp_path), stages=())
+    table = pipeline.calibration(ctx).set_index("statistic")
+    assert table.loc["pages", "real"] == 100
+    assert table.loc["pages", "synthetic"] == ctx.manifest.rows
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("a cache hit must not read the lake's datasets")
+
+    monkeypatch.setattr(type(ctx.lake), "read_table", no_read)
+    assert pipeline.calibration(ctx).equals(table.reset_index())

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from microsub import synth
+from microsub import features, ingest, synth
 from microsub.contract import ITEMS_PER_PAGE, MAX_PAGE_ID, OFFICIAL
-from microsub.errors import ConfigError
+from microsub.errors import ConfigError, ContractError
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT.parent / "shared" / "data" / "real" / "rec_rl_data_small"
@@ -26,6 +28,39 @@ needs_real = pytest.mark.skipif(
 SEED = 20190513
 SMALL = 3_000  # pages: format and determinism tests
 CALIBRATION = 20_000  # pages: calibration and structure tests (the `ci` profile's size)
+
+
+def ingested(path: Path) -> tuple[pa.Table, pa.Table]:
+    """The pages and items tables :func:`microsub.ingest.ingest` makes of a raw log."""
+    parts: dict[str, list[pa.Table]] = {"pages": [], "items": []}
+    ingest.ingest(path, sink=lambda name, table: parts.get(name, []).append(table))
+    return pa.concat_tables(parts["pages"]), pa.concat_tables(parts["items"])
+
+
+def log_arrays(path: Path) -> dict[str, np.ndarray]:
+    """A raw log's fields as arrays, from the tables :func:`microsub.ingest.ingest` makes of it.
+
+    Scalars ``page_id, hour, age_level, gender, purchase_power, terminal`` (int64, shape (n,))
+    come from the pages table (``terminal`` is ``done``, the raw terminal flag in the official
+    layout); lists ``position, ctr, cvr, price, click, cart, fav, amount, feature`` (float64,
+    shape (n, 50)) from the items table; ``real`` (n, 50) is False on padding slots (ingest's
+    rule: price = ctr = cvr = 0).
+    """
+    pages, items = ingested(path)
+    scalars = {
+        "page_id": "action_page_id",
+        "hour": "hour",
+        "age_level": "age_level",
+        "gender": "gender",
+        "purchase_power": "state_purchase_power",
+        "terminal": "done",
+    }
+    out = {name: pages.column(col).to_numpy().astype(np.int64) for name, col in scalars.items()}
+    for name in ingest.LIST_FIELDS:
+        flat = pc.list_flatten(items.column(name)).to_numpy().astype(np.float64)
+        out[name] = flat.reshape(items.num_rows, ITEMS_PER_PAGE)
+    out["real"] = ~((out["price"] == 0) & (out["ctr"] == 0) & (out["cvr"] == 0))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +83,34 @@ def ci_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ci_pages(ci_file: Path) -> pd.DataFrame:
-    """Per-page summary of the ci file without its last (possibly cut) session."""
-    df = synth.page_summary(synth.read_log_arrays(ci_file))
+    """Pages of the ci file (ingested, with features) without its last (possibly cut) session.
+
+    ``session``: ingest's ``session_id``. Ingest also opens a session at a page-id jump or after
+    the page cap; a synthetic log has no jumps and follows the cap with page 0, so that is the
+    same as a session starting at page 0 or after a terminal line (checked here).
+    ``since_purchase``: pages since the session's last purchase, the page index before any;
+    features' ``pages_since_purchase`` counts t + 1 before any, hence the minimum with t.
+    """
+    pages = features.add_features(ingest.read_pages(ci_file).to_pandas())
+    page_id = pages.action_page_id.to_numpy().astype(np.int64)
+    done = pages.done.to_numpy().astype(np.int64)
+    start = (page_id == 0) | np.r_[True, done[:-1] == 1]
+    assert (np.cumsum(start) - 1 == pages.session_id.to_numpy()).all()
+    t = pages.groupby("session_id").cumcount().to_numpy()
+    df = pd.DataFrame(
+        {
+            "session": pages.session_id,
+            "page_id": page_id,
+            "hour": pages.hour.astype(np.int64),
+            "purchase_power": pages.state_purchase_power.astype(np.int64),
+            "n_purchases": pages.n_purchases,
+            "engagement": pages.engagement,
+            "page_value": pages.page_value,
+            "mean_ctr": pages.mean_ctr,
+            "since_purchase": np.minimum(pages.pages_since_purchase.to_numpy(), t),
+            "done": done,
+        }
+    )
     return df[df.session < df.session.max()]
 
 
@@ -99,7 +160,7 @@ def test_exactly_n_pages_lines_of_15_fields(small_lines, small) -> None:
 
 def test_summary_counts_match_the_file(small) -> None:
     path, summary = small
-    a = synth.read_log_arrays(path)
+    a = log_arrays(path)
     page_id, terminal = a["page_id"], a["terminal"]
     assert summary.n_sessions == int((page_id == 0).sum())
     assert summary.n_terminal == int(terminal.sum())
@@ -136,7 +197,7 @@ def test_gzip_round_trips_and_is_reproducible(tmp_path: Path, small) -> None:
     assert gz.bytes == len(data) < path.stat().st_size
     again = synth.generate(tmp_path / "again.txt.gz", n_pages=SMALL, seed=SEED)
     assert again.sha256 == gz.sha256
-    assert synth.read_log_arrays(tmp_path / "small.txt.gz")["page_id"].size == SMALL
+    assert ingest.read_pages(tmp_path / "small.txt.gz").num_rows == SMALL
 
 
 def test_invalid_arguments_raise_config_error(tmp_path: Path) -> None:
@@ -159,7 +220,7 @@ def test_invalid_arguments_raise_config_error(tmp_path: Path) -> None:
 # Line-level invariants
 # --------------------------------------------------------------------------------------------
 def test_sessions_are_consecutive_and_end_properly(small) -> None:
-    a = synth.read_log_arrays(small[0])
+    a = log_arrays(small[0])
     page_id, terminal = a["page_id"], a["terminal"]
     assert page_id[0] == 0
     assert set(np.unique(terminal)) <= {0, 1}
@@ -174,7 +235,7 @@ def test_sessions_are_consecutive_and_end_properly(small) -> None:
 
 
 def test_scalar_fields_in_range(small) -> None:
-    a = synth.read_log_arrays(small[0])
+    a = log_arrays(small[0])
     assert set(np.unique(a["hour"])) <= set(range(24))
     assert len(np.unique(a["hour"])) == 24
     assert set(np.unique(a["age_level"])) <= set(range(7))
@@ -183,7 +244,7 @@ def test_scalar_fields_in_range(small) -> None:
 
 
 def test_item_lists(small) -> None:
-    a = synth.read_log_arrays(small[0])
+    a = log_arrays(small[0])
     expected = a["page_id"][:, None] * ITEMS_PER_PAGE + np.arange(ITEMS_PER_PAGE)
     np.testing.assert_array_equal(np.sort(a["position"], axis=1), expected)
     assert not (np.diff(a["position"], axis=1) == 1).all(axis=1).all()  # a permutation, not sorted
@@ -234,7 +295,7 @@ def test_number_formats(small_lines) -> None:
 def test_padding_option(tmp_path: Path) -> None:
     params = dataclasses.replace(synth.DEFAULT_PARAMS, pad_page_share=0.5)
     synth.generate(tmp_path / "pad.txt", n_pages=600, seed=2, params=params)
-    a = synth.read_log_arrays(tmp_path / "pad.txt")
+    a = log_arrays(tmp_path / "pad.txt")
     real = a["real"]
     padded_pages = ~real.all(axis=1)
     assert 0.4 < padded_pages.mean() < 0.6
@@ -274,6 +335,25 @@ def test_sample_statistics_of_the_real_sample() -> None:
     assert s["padded_item_share"] == pytest.approx(679 / 5000)
     assert s["price_p50"] == pytest.approx(63.0)
     assert s["price_max"] == pytest.approx(10240.0)
+
+
+def test_sample_statistics_of_the_tables_equal_those_of_the_file(small, small_lines) -> None:
+    path, _ = small
+    pages, items = ingested(path)
+    s = synth.sample_statistics(path)
+    # any row order, pandas pages: exactly the same numbers
+    shuffled = pages.to_pandas().sample(frac=1.0, random_state=0)
+    assert synth.sample_statistics_of(shuffled, items.take(np.arange(SMALL)[::-1])) == s
+    head = synth.sample_statistics(path, max_pages=1000)
+    assert head == synth.sample_statistics_of(pages.slice(0, 1000), items.slice(0, 1000))
+    assert head["pages"] == 1000 and s["pages"] == SMALL
+    # CTR/CVR are the logged decimals (items stores float32), as a float64 parser reads them
+    for name, col in (("ctr", OFFICIAL.ctr), ("cvr", OFFICIAL.cvr)):
+        logged = np.array([float(v) for f in small_lines for v in f[col].split(",")])
+        for q in (0.05, 0.50, 0.95):
+            assert s[f"{name}_p{round(q * 100):02d}"] == np.quantile(logged, q), (name, q)
+    with pytest.raises(ContractError, match="same lines"):
+        synth.sample_statistics_of(pages, items.slice(1))
 
 
 @needs_real

@@ -126,6 +126,19 @@ EXAMPLE_SMALL = RawLayout(
 LAYOUTS: dict[int, RawLayout] = {OFFICIAL.n_fields: OFFICIAL, EXAMPLE_SMALL.n_fields: EXAMPLE_SMALL}
 
 
+def layout_named(name: str) -> RawLayout:
+    """The layout whose :attr:`RawLayout.name` is ``name`` (as recorded in ingestion reports).
+
+    Raises:
+        ContractError: naming the known layouts.
+    """
+    for layout in LAYOUTS.values():
+        if layout.name == name:
+            return layout
+    known = [layout.name for layout in LAYOUTS.values()]
+    raise ContractError(f"no raw layout named {name!r}; known layouts: {known}")
+
+
 # --------------------------------------------------------------------------------------------
 # Schemas
 # --------------------------------------------------------------------------------------------

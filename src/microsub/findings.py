@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -35,6 +35,9 @@ from microsub.hypotheses import (
     format_number,
 )
 from microsub.hypotheses import to_plain as plain
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Version of the document's layout.
 SCHEMA_VERSION = 1
@@ -419,37 +422,35 @@ CALIBRATION_ROWS = (
 
 def calibration_comparison(
     real_path: str | Path,
-    synthetic_path: str | Path,
-    fingerprint: str = "",
+    pages: pa.Table | pd.DataFrame,
+    items: pa.Table,
     *,
-    max_pages: int = 50_000,
     rows: tuple[str, ...] | None = CALIBRATION_ROWS,
 ) -> pd.DataFrame | None:
-    """The generator's calibration: statistics of the real sample beside the synthetic log's.
+    """The generator's calibration: statistics of the real sample beside the synthetic data's.
 
-    The same statistics as :func:`microsub.synth.calibration_table`, with the synthetic log
-    read up to ``max_pages`` pages (a prefix is a sample of whole sessions of the same model,
-    and reading a 300k-page log in full takes half a minute).
+    The statistics of :func:`microsub.synth.sample_statistics`, of the real sample read from its
+    file and of every page of the synthetic data from its ingested tables
+    (:func:`microsub.synth.sample_statistics_of`), so nothing re-parses the synthetic log.
 
     Args:
-        real_path: the 100-page real sample.
-        synthetic_path: the synthetic raw log.
-        fingerprint: identity of the synthetic file (its sha256); unused but part of the
-            arguments, so a cache keyed on them recomputes for a new file.
-        max_pages: pages of the synthetic log to read.
+        real_path: the 100-page real sample (raw text).
+        pages: the synthetic data's pages table (the lake's ``processed-data``; at least
+            :data:`microsub.synth.STATISTICS_PAGE_COLUMNS`).
+        items: its items table (``items-data``; at least
+            :data:`microsub.synth.STATISTICS_ITEM_COLUMNS`).
         rows: statistics to keep, in this order (None: all).
 
     Returns:
-        ``statistic``, ``real``, ``synthetic`` rows, or None when either file is absent.
+        ``statistic``, ``real``, ``synthetic`` rows, or None when the real sample is absent.
     """
     from microsub import synth
 
-    del fingerprint
-    real_path, synthetic_path = Path(real_path), Path(synthetic_path)
-    if not real_path.is_file() or not synthetic_path.is_file():
+    real_path = Path(real_path)
+    if not real_path.is_file():
         return None
     real = synth.sample_statistics(real_path)
-    synthetic = synth.sample_statistics(synthetic_path, max_pages=max_pages)
+    synthetic = synth.sample_statistics_of(pages, items)
     keys = [k for k in (rows or tuple(real)) if k in real]
     return pd.DataFrame(
         {

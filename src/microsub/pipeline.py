@@ -284,24 +284,16 @@ def _code_digest(*modules: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _on_pages(
-    ctx: Context, compute: Callable[..., T], code_digest: str, *, force: bool = False
-) -> T:
-    """``compute(pages, random_state, data_digest, code_digest)`` through the joblib cache.
-
-    The key is the dataset's digest, the seed and the code digest, not the pages themselves:
-    a cache hit neither reads nor hashes the pages table, which is only read on a miss.
-    """
-    import joblib
-
-    key = (ctx.settings.seed, ctx.data_digest, code_digest)
-    if force:
-        return compute(read_pages(ctx).to_pandas(), *key)
-    memory = joblib.Memory(ctx.settings.cache_dir, verbose=0)
-    func = memory.cache(compute, ignore=["pages"])
-    if func.check_call_in_cache(None, *key):
-        return func(None, *key)
-    return func(read_pages(ctx).to_pandas(), *key)
+def _cached_on_pages(ctx: Context, func: Callable[..., T], code_digest: str, force: bool) -> T:
+    """``func(pages, seed, data_digest, code_digest)`` through :func:`cached`."""
+    return cached(
+        ctx,
+        func,
+        (ctx.settings.seed, ctx.data_digest, code_digest),
+        data=("pages",),
+        load=lambda: (read_pages(ctx).to_pandas(),),
+        force=force,
+    )
 
 
 def _explore(pages: Any, random_state: int, data_digest: str, code_digest: str) -> Any:
@@ -316,21 +308,49 @@ def exploration(ctx: Context, *, force: bool = False) -> Any:
     cached by the pages' digest, the seed and the analysis code (``force``: recompute)."""
     from microsub import evaluation, features, hypotheses
 
-    return _on_pages(ctx, _explore, _code_digest(hypotheses, features, evaluation), force=force)
+    return _cached_on_pages(ctx, _explore, _code_digest(hypotheses, features, evaluation), force)
 
 
 def calibration(ctx: Context) -> Any:
-    """The generator's calibration table (:func:`microsub.findings.calibration_comparison`) for
-    the synthetic log of this context, or None (real data, or no real sample at hand)."""
-    from microsub import findings
+    """The generator's calibration table (:func:`microsub.findings.calibration_comparison`):
+    the real sample beside every page of this context's synthetic data, read from the lake's
+    pages and items datasets; None for real data or when the real sample is not at hand.
+
+    Cached (joblib) by the pages' and items' digests, the real sample's path and fingerprint
+    and the code of synth and ingest; a cache hit reads neither dataset.
+    """
+
+    from microsub import ingest, synth
 
     if ctx.source.get("kind") != "synthetic":
         return None
-    real, synthetic = ctx.settings.real_sample_path, ctx.settings.synthetic_raw_path
-    if not (Path(real).is_file() and Path(synthetic).is_file()):
+    real = Path(ctx.settings.real_sample_path)
+    if not real.is_file():
         return None
-    fingerprint = str(ctx.source.get("sha256", ctx.source.get("fingerprint", "")))
-    return cached(ctx, findings.calibration_comparison, str(real), str(synthetic), fingerprint)
+    items_parts = "".join(p.sha256 for p in ctx.lake.manifest(contract.BUCKET_ITEMS).parts)
+    key = (
+        str(real),
+        ctx.data_digest,
+        hashlib.sha256(items_parts.encode()).hexdigest()[:16],
+        RawInput(real, "real").fingerprint(),
+        _code_digest(synth, ingest),
+    )
+
+    def load() -> tuple[pa.Table, pa.Table]:
+        lake = ctx.lake
+        return (
+            lake.read_table(contract.BUCKET_PROCESSED, columns=list(synth.STATISTICS_PAGE_COLUMNS)),
+            lake.read_table(contract.BUCKET_ITEMS, columns=list(synth.STATISTICS_ITEM_COLUMNS)),
+        )
+
+    return cached(ctx, _calibrate, key, data=("pages", "items"), load=load)
+
+
+def _calibrate(pages: Any, items: Any, real_path: str, *digests: str) -> Any:
+    """:func:`microsub.findings.calibration_comparison` (the digests key the cache only)."""
+    from microsub import findings
+
+    return findings.calibration_comparison(real_path, pages, items)
 
 
 def explore_stage(ctx: Context, progress: ProgressFactory = _quiet, force: bool = False) -> dict:
@@ -372,7 +392,7 @@ def benchmark(ctx: Context, *, force: bool = False) -> Any:
     from microsub import benchmark, business, evaluation, features, models
 
     digest = _code_digest(benchmark, business, evaluation, features, models)
-    return _on_pages(ctx, _benchmark, digest, force=force)
+    return _cached_on_pages(ctx, _benchmark, digest, force)
 
 
 def registry_names(result: Any) -> dict[str, str]:
@@ -492,16 +512,32 @@ def context(settings: Settings | None = None) -> Context:
 # --------------------------------------------------------------------------------------------
 # Cache shared by the chapters and the deck
 # --------------------------------------------------------------------------------------------
-def cached(ctx: Context, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``func(*args, **kwargs)`` through the joblib cache in ``settings.cache_dir``.
+def cached(
+    ctx: Context,
+    func: Callable[..., T],
+    key: tuple[Any, ...],
+    *,
+    data: tuple[str, ...] = (),
+    load: Callable[[], tuple[Any, ...]] = tuple,
+    force: bool = False,
+) -> T:
+    """``func(*load(), *key)`` through the joblib cache in ``settings.cache_dir``.
 
-    The cache key is the function's code and arguments; pass ``ctx.data_digest`` (or data that
-    depends on it) among the arguments so a new dataset recomputes.
+    The arguments ``load`` returns (the pages table, say), named ``data`` in ``func``'s
+    signature, are left out of the cache key: ``key`` must identify them (the dataset's digest)
+    together with the code that computes (:func:`_code_digest`). A cache hit therefore neither
+    loads nor hashes the data. ``force`` recomputes without the cache.
     """
+    if force:
+        return func(*load(), *key)
     import joblib
 
     memory = joblib.Memory(ctx.settings.cache_dir, verbose=0)
-    return memory.cache(func)(*args, **kwargs)
+    func_cached = memory.cache(func, ignore=list(data))
+    blank = (None,) * len(data)
+    if func_cached.check_call_in_cache(*blank, *key):
+        return func_cached(*blank, *key)
+    return func_cached(*load(), *key)
 
 
 def read_pages(ctx: Context) -> pa.Table:

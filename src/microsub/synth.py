@@ -146,7 +146,7 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -155,8 +155,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from microsub.contract import ITEMS_PER_PAGE, LAYOUTS, MAX_PAGE_ID
-from microsub.errors import ConfigError, DataFormatError
+from microsub import ingest
+from microsub.contract import (
+    ITEMS_PER_PAGE,
+    ITEMS_SCHEMA,
+    MAX_PAGE_ID,
+    PAGES_SCHEMA,
+    layout_named,
+)
+from microsub.errors import ConfigError, ContractError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -931,187 +938,230 @@ def generate(
 
 
 # ============================================================================================
-# Calibration helpers (small files only: plain Python split + numpy parsing)
+# Calibration statistics (of the ingested pages and items tables)
 # ============================================================================================
-def read_log_arrays(path: str | Path, *, max_pages: int | None = None) -> dict[str, np.ndarray]:
-    """Parse a small raw log (official 15-field or example 14-field layout) into numpy arrays.
+#: Columns of the pages table (:data:`microsub.contract.PAGES_SCHEMA`) that
+#: :func:`sample_statistics_of` reads; a caller reading the lake needs no others.
+STATISTICS_PAGE_COLUMNS = (
+    "line_no",
+    "action_page_id",
+    "hour",
+    "done",
+    "n_clicks",
+    "n_purchases",
+    "n_items",
+    "state_purchase_power",
+    "gender",
+    "age_level",
+)
+#: Columns of the items table (:data:`microsub.contract.ITEMS_SCHEMA`) it reads.
+STATISTICS_ITEM_COLUMNS = ("line_no", "ctr", "cvr", "price", "click")
 
-    A calibration helper, not the ingestion engine (:mod:`microsub.ingest`): it loads the whole
-    file into memory and rejects malformed lines instead of quarantining them.
-
-    Args:
-        path: plain text or gzip (detected by its magic bytes).
-        max_pages: read only the first lines.
-
-    Returns:
-        ``page_id, hour, age_level, gender, purchase_power, terminal`` of shape (n,) (``hour``
-        and ``terminal`` are -1 where the layout has none) and ``position, ctr, cvr, price,
-        click, cart, fav, amount, feature`` of shape (n, 50) (zeros where the layout has none),
-        plus ``real`` (n, 50): False on padding slots (price 0).
-
-    Raises:
-        DataFormatError: unknown field count, lines of mixed layouts, or lists not of 50.
-    """
-    path = Path(path)
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    lines = data.decode("ascii").splitlines()
-    if max_pages is not None:
-        lines = lines[:max_pages]
-    if not lines:
-        raise DataFormatError(f"{path}: no lines; expected a page log")
-    rows = [line.split(";") for line in lines]
-    n_fields = len(rows[0])
-    layout = LAYOUTS.get(n_fields)
-    if layout is None:
-        raise DataFormatError(
-            f"{path}: first line has {n_fields} fields; expected one of {sorted(LAYOUTS)}"
-        )
-    if any(len(r) != n_fields for r in rows):
-        raise DataFormatError(f"{path}: lines with different field counts; expected {n_fields}")
-    n = len(rows)
-
-    def scalar(col: int | None) -> np.ndarray:
-        if col is None:
-            return np.full(n, -1, dtype=np.int64)
-        return np.array([r[col] for r in rows], dtype=np.int64)
-
-    def items(col: int | None) -> np.ndarray:
-        if col is None:
-            return np.zeros((n, ITEMS_PER_PAGE))
-        flat = np.fromstring(",".join(r[col] for r in rows), sep=",")
-        if flat.size != n * ITEMS_PER_PAGE:
-            raise DataFormatError(
-                f"{path}: column {col + 1} holds {flat.size} values over {n} lines; "
-                f"expected {ITEMS_PER_PAGE} per line"
-            )
-        return flat.reshape(n, ITEMS_PER_PAGE)
-
-    out = {
-        "page_id": scalar(layout.page_id),
-        "hour": scalar(layout.hour),
-        "age_level": scalar(layout.age_level),
-        "gender": scalar(layout.gender),
-        "purchase_power": scalar(layout.purchase_power),
-        "terminal": scalar(layout.terminal),
-    }
-    for name in ("position", "ctr", "cvr", "price", "click", "cart", "fav", "amount", "feature"):
-        out[name] = items(getattr(layout, name))
-    out["real"] = out["price"] > 0
-    return out
-
-
-def page_summary(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per-page counts and mix from :func:`read_log_arrays` output (one row per page).
-
-    Columns: ``page_id, hour, purchase_power, n_clicks, n_carts, n_favs, n_purchases,
-    engagement, page_value`` (Yuan), ``mean_ctr, mean_cvr, mean_log_price`` (over real items),
-    ``done`` (terminal flag, -1 where the layout has none) and ``session`` (a new session starts
-    at page id 0 or after a terminal line), ``since_purchase`` (pages since the session's last
-    purchase, equal to the page id before any).
-    """
-    import pandas as pd
-
-    real = arrays["real"]
-    n_real = np.maximum(real.sum(axis=1), 1)
-
-    def real_mean(x: np.ndarray) -> np.ndarray:
-        return np.where(real, x, 0.0).sum(axis=1) / n_real
-
-    page_id = arrays["page_id"]
-    terminal = arrays["terminal"]
-    prev_terminal = np.concatenate([[1], terminal[:-1]])
-    start = (page_id == 0) | (prev_terminal == 1)
-    session = np.cumsum(start) - 1
-    n_purchases = (arrays["amount"] > 0).sum(axis=1)
-    # pages since the last purchase within the session (vectorised running maximum)
-    line = np.arange(len(page_id))
-    start_line = np.maximum.accumulate(np.where(start, line, 0))
-    buy_line = np.maximum.accumulate(np.where(n_purchases > 0, line, -1))
-    since = np.where(buy_line >= start_line, line - buy_line, line - start_line)
-    n_clicks = arrays["click"].sum(axis=1).astype(np.int64)
-    n_carts = arrays["cart"].sum(axis=1).astype(np.int64)
-    return pd.DataFrame(
-        {
-            "session": session,
-            "page_id": page_id,
-            "hour": arrays["hour"],
-            "purchase_power": arrays["purchase_power"],
-            "n_clicks": n_clicks,
-            "n_carts": n_carts,
-            "n_favs": arrays["fav"].sum(axis=1).astype(np.int64),
-            "n_purchases": n_purchases,
-            "engagement": n_clicks + n_carts,
-            "page_value": arrays["amount"].sum(axis=1),
-            "mean_ctr": real_mean(arrays["ctr"]),
-            "mean_cvr": real_mean(arrays["cvr"]),
-            "mean_log_price": real_mean(np.log(np.where(real, arrays["price"], 1.0))),
-            "since_purchase": since,
-            "done": terminal,
-        }
-    )
+_CHUNK_PAGES = 16_384  # pages per chunk of dense (pages, 50) item matrices: bounds memory
 
 
 def sample_statistics(path: str | Path, *, max_pages: int | None = None) -> dict[str, float]:
-    """The calibration statistics of a raw log, computed the same way for either layout.
+    """The calibration statistics of a raw log (either layout): :func:`sample_statistics_of`
+    of the tables :func:`microsub.ingest.ingest` makes of it.
 
-    Item statistics use real items only (padding slots, price 0, are left out; the share of
-    them is reported). Shares are fractions of pages unless named otherwise.
+    Malformed lines are quarantined by the ingestion (and it fails above its default limit
+    of 1 % of the lines), so the statistics are those of the valid pages.
+
+    Args:
+        path: the raw log (plain text, gzip or tar; 15-field official or 14-field example).
+        max_pages: use only the first pages, in line order (None: all). The whole file is
+            ingested either way.
+    """
+    parts: dict[str, list[pa.Table]] = {"pages": [], "items": []}
+
+    def keep(name: str, table: pa.Table) -> None:
+        if name in parts:
+            parts[name].append(table)
+
+    report = ingest.ingest(path, sink=keep)
+    pages = pa.concat_tables(parts["pages"] or [PAGES_SCHEMA.empty_table()])
+    items = pa.concat_tables(parts["items"] or [ITEMS_SCHEMA.empty_table()])
+    if max_pages is not None:
+        pages = _by_line(pages).slice(0, max_pages)
+        items = _by_line(items).slice(0, max_pages)
+    terminal_flags = layout_named(report.layout).terminal is not None
+    return sample_statistics_of(pages, items, terminal_flags=terminal_flags)
+
+
+def sample_statistics_of(
+    pages: pa.Table | pd.DataFrame, items: pa.Table, *, terminal_flags: bool = True
+) -> dict[str, float]:
+    """The calibration statistics of ingested pages, computed the same way for either layout.
+
+    Item statistics use real items only. A padding slot is one that
+    :mod:`microsub.ingest` leaves out of the page means (price = CTR = CVR = 0; the pages'
+    ``n_items`` counts the others); the share of them is reported. Shares are fractions of
+    pages unless named otherwise. CTR and CVR are read back as the decimals the log wrote
+    (:func:`_logged_decimals`), so the statistics equal those of the raw text.
+
+    Args:
+        pages: pages table (:data:`~microsub.contract.PAGES_SCHEMA`; at least
+            :data:`STATISTICS_PAGE_COLUMNS`), Arrow or pandas, any row order.
+        items: items table of the same pages (:data:`~microsub.contract.ITEMS_SCHEMA`; at
+            least :data:`STATISTICS_ITEM_COLUMNS`), any row order.
+        terminal_flags: whether the source layout has a terminal flag (ingest writes
+            ``done`` = 0 where it has none, so the leave rate is then reported as NaN).
 
     Returns:
         An ordered mapping statistic -> value: page counts and page-id shares, clicks per page
         (mean and distribution), price quantiles (Yuan) and cents, CTR/CVR quantiles, the
-        between-page spread of the mix, how much the CTR predicts clicks, purchases, profile
-        shares (purchase power, gender, age level) and the leave rate (NaN without terminal
-        flags).
+        between-page spread of the mix (SD over pages of the mean log CTR and log price of
+        the page's real items), how much the CTR predicts clicks, purchases, profile shares
+        (purchase power, gender, age level) and the leave rate (NaN without terminal flags).
+
+    Raises:
+        ContractError: a column is missing, the tables do not hold the same pages, or an item
+            list is not 50 long or disagrees with the page's ``n_items``.
     """
-    a = read_log_arrays(path, max_pages=max_pages)
-    real = a["real"]
-    n = len(a["page_id"])
-    clicks = a["click"].sum(axis=1)
-    price = a["price"][real]
-    ctr, cvr = a["ctr"][real], a["cvr"][real]
-    cents = np.rint(price * 100).astype(np.int64) % 100
-    n_real = np.maximum(real.sum(axis=1), 1)
-    lctr = np.log(np.where(real & (a["ctr"] > 0), a["ctr"], 1.0))
-    lp = np.log(np.where(real, a["price"], 1.0))
-    clicked = (a["click"] > 0) & real
-    has_terminal = bool((a["terminal"] >= 0).all())
+    page = _page_columns(pages)
+    _require("items", items.column_names, STATISTICS_ITEM_COLUMNS)
+    items = _by_line(items)
+    n = len(page["line_no"])
+    item_lines = items.column("line_no").to_numpy()
+    if not np.array_equal(item_lines, page["line_no"]):
+        raise ContractError(
+            f"pages ({n} rows) and items ({items.num_rows} rows) do not hold the same lines; "
+            "pass the items table ingested with these pages"
+        )
+    if n == 0:
+        raise ContractError("no pages; expected the tables of at least one ingested page")
+    # Item-level values, a chunk of pages at a time (row-wise sums do not depend on the cut);
+    # the real items' values go straight into arrays sized by the pages' n_items.
+    size = int(page["n_items"].sum())
+    price, ctr, cvr = np.empty(size), np.empty(size), np.empty(size)
+    mean_log_ctr, mean_log_price = np.empty(n), np.empty(n)
+    clicked_parts = []
+    whole_yuan = two_decimals = at = 0
+    for lo in range(0, n, _CHUNK_PAGES):
+        chunk = items.slice(lo, _CHUNK_PAGES)
+        rows = slice(lo, lo + chunk.num_rows)
+        c_ctr, c_cvr = _item_matrix(chunk, "ctr"), _item_matrix(chunk, "cvr")
+        c_price, c_click = _item_matrix(chunk, "price"), _item_matrix(chunk, "click")
+        real = ~((c_price == 0) & (c_ctr == 0) & (c_cvr == 0))
+        if not np.array_equal(real.sum(axis=1), page["n_items"][rows]):
+            raise ContractError(
+                "items disagree with the pages' n_items (slots other than price = CTR = CVR = 0)"
+                "; pass the items table ingested with these pages"
+            )
+        n_real = np.maximum(page["n_items"][rows], 1)
+        lctr = np.log(np.where(real & (c_ctr > 0), c_ctr, 1.0))
+        lp = np.log(np.where(real, np.maximum(c_price, 0.01), 1.0))  # ingest's floor: 1 cent
+        mean_log_ctr[rows] = (lctr * real).sum(axis=1) / n_real
+        mean_log_price[rows] = (lp * real).sum(axis=1) / n_real
+        end = at + int(real.sum())
+        price[at:end], ctr[at:end], cvr[at:end] = c_price[real], c_ctr[real], c_cvr[real]
+        cents = np.rint(price[at:end] * 100).astype(np.int64) % 100
+        whole_yuan += int((cents == 0).sum())
+        two_decimals += int((cents % 10 != 0).sum())
+        clicked_parts.append(c_ctr[(c_click > 0) & real])
+        at = end
+    clicked_ctr = np.concatenate(clicked_parts)
+    page_id, clicks = page["action_page_id"], page["n_clicks"]
+    has_terminal = terminal_flags
     stats: dict[str, float] = {
         "pages": float(n),
-        "sessions_per_page": float(np.mean(a["page_id"] == 0)),
-        "leave_rate": float(np.mean(a["terminal"] == 1)) if has_terminal else float("nan"),
+        "sessions_per_page": float(np.mean(page_id == 0)),
+        "leave_rate": float(np.mean(page["done"] == 1)) if has_terminal else float("nan"),
     }
     for k in range(8):
-        stats[f"page_id_share_{k}"] = float(np.mean(a["page_id"] == k))
-    stats["page_id_share_8plus"] = float(np.mean(a["page_id"] >= 8))
+        stats[f"page_id_share_{k}"] = float(np.mean(page_id == k))
+    stats["page_id_share_8plus"] = float(np.mean(page_id >= 8))
     stats["clicks_per_page_mean"] = float(clicks.mean())
     for k in range(4):
         stats[f"clicks_per_page_share_{k}"] = float(np.mean(clicks == k))
     stats["clicks_per_page_share_4plus"] = float(np.mean(clicks >= 4))
-    stats["padded_item_share"] = float(1 - real.mean())
-    for q in (0.10, 0.50, 0.75, 0.90, 0.99):
-        stats[f"price_p{round(q * 100):02d}"] = float(np.quantile(price, q))
+    stats["padded_item_share"] = float(1 - size / (n * ITEMS_PER_PAGE))
+    # ctr's mean before the quantiles, which reorder the arrays in place (no copies)
+    clicked_ctr_ratio = float(clicked_ctr.mean() / ctr.mean()) if clicked_ctr.size else np.nan
+    levels = (0.10, 0.50, 0.75, 0.90, 0.99)
+    for q, v in zip(levels, np.quantile(price, levels, overwrite_input=True), strict=True):
+        stats[f"price_p{round(q * 100):02d}"] = float(v)
     stats["price_max"] = float(price.max())
-    stats["price_whole_yuan_share"] = float(np.mean(cents == 0))
-    stats["price_two_decimals_share"] = float(np.mean(cents % 10 != 0))
-    for name, v in (("ctr", ctr), ("cvr", cvr)):
-        for q in (0.05, 0.50, 0.95):
-            stats[f"{name}_p{round(q * 100):02d}"] = float(np.quantile(v, q))
-    stats["page_mean_log_ctr_sd"] = float(np.std((lctr * real).sum(axis=1) / n_real))
-    stats["page_mean_log_price_sd"] = float(np.std((lp * real).sum(axis=1) / n_real))
-    stats["clicked_ctr_ratio"] = (
-        float(a["ctr"][clicked].mean() / ctr.mean()) if clicked.any() else float("nan")
-    )
-    stats["pages_with_purchase_share"] = float(np.mean((a["amount"] > 0).any(axis=1)))
+    stats["price_whole_yuan_share"] = whole_yuan / size
+    stats["price_two_decimals_share"] = two_decimals / size
+    for name, values in (("ctr", ctr), ("cvr", cvr)):
+        levels = (0.05, 0.50, 0.95)
+        for q, v in zip(levels, np.quantile(values, levels, overwrite_input=True), strict=True):
+            stats[f"{name}_p{round(q * 100):02d}"] = float(v)
+    stats["page_mean_log_ctr_sd"] = float(np.std(mean_log_ctr))
+    stats["page_mean_log_price_sd"] = float(np.std(mean_log_price))
+    stats["clicked_ctr_ratio"] = float(clicked_ctr_ratio)
+    stats["pages_with_purchase_share"] = float(np.mean(page["n_purchases"] > 0))
     for k in range(1, 8):
-        stats[f"purchase_power_share_{k}"] = float(np.mean(a["purchase_power"] == k))
-    stats["gender_1_share"] = float(np.mean(a["gender"] == 1))
+        stats[f"purchase_power_share_{k}"] = float(np.mean(page["state_purchase_power"] == k))
+    stats["gender_1_share"] = float(np.mean(page["gender"] == 1))
     for k in range(7):
-        stats[f"age_level_share_{k}"] = float(np.mean(a["age_level"] == k))
+        stats[f"age_level_share_{k}"] = float(np.mean(page["age_level"] == k))
     return stats
+
+
+def _by_line(table: pa.Table) -> pa.Table:
+    """``table`` in line order (a no-op for a table ingested in one pass, the usual case)."""
+    line = table.column("line_no").to_numpy()
+    if (np.diff(line) > 0).all():
+        return table
+    return table.take(pc.sort_indices(table, [("line_no", "ascending")]))
+
+
+def _page_columns(pages: pa.Table | pd.DataFrame) -> dict[str, np.ndarray]:
+    """:data:`STATISTICS_PAGE_COLUMNS` of ``pages`` as numpy arrays, in line order."""
+    names = list(STATISTICS_PAGE_COLUMNS)
+    _require("pages", pages.column_names if isinstance(pages, pa.Table) else pages.columns, names)
+    frame = pages.select(names).to_pandas() if isinstance(pages, pa.Table) else pages[names]
+    frame = frame.sort_values("line_no", kind="stable")
+    columns = {c: frame[c].to_numpy() for c in names}
+    columns["hour"] = frame["hour"].to_numpy(dtype=np.float64, na_value=np.nan)  # null: NaN
+    return columns
+
+
+def _require(table: str, have: Iterable[str], names: Iterable[str]) -> None:
+    """Raise ContractError unless ``have`` (a table's columns) includes every one of ``names``."""
+    missing = sorted(set(names) - set(have))
+    if missing:
+        raise ContractError(
+            f"{table} table lacks {missing} needed for the calibration statistics; "
+            f"it has {list(have)}"
+        )
+
+
+def _item_matrix(items: pa.Table, name: str) -> np.ndarray:
+    """The ``(pages, 50)`` float64 matrix of an item list column of the items table.
+
+    CTR and CVR (stored as float32) come back as the decimals the log wrote
+    (:func:`_logged_decimals`); the other columns are converted exactly.
+
+    Raises:
+        ContractError: the column holds null lists or a list is not 50 long.
+    """
+    column = items.column(name)
+    values = pc.list_flatten(column)
+    if column.null_count or len(values) != items.num_rows * ITEMS_PER_PAGE:
+        raise ContractError(
+            f"items column {name!r} holds {len(values)} values and {column.null_count} null "
+            f"lists over {items.num_rows} pages; expected {ITEMS_PER_PAGE} values per page"
+        )
+    if pa.types.is_float32(values.type):
+        flat = _logged_decimals(values)
+    else:
+        flat = values.to_numpy().astype(np.float64)
+    return flat.reshape(items.num_rows, ITEMS_PER_PAGE)
+
+
+def _logged_decimals(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """float64 values of float32 numbers that were parsed from short decimals.
+
+    The items table stores CTR and CVR as float32, which is not the float64 of the logged
+    decimal. A decimal of at most 6 significant digits (FLT_DIG; rates in (0, 1) written
+    with at most 6 decimals, as in both layouts) is the shortest text that reads back as its
+    float32, so Arrow's shortest float32 text, read as float64, is the value a float64
+    parser of the raw text gives. Longer decimals come back at float32 precision.
+    """
+    return values.cast(pa.string()).cast(pa.float64()).to_numpy()
 
 
 def calibration_table(real_path: str | Path, synthetic_path: str | Path) -> pd.DataFrame:
