@@ -350,7 +350,8 @@ def lake_design(
     """
     from pathlib import Path
 
-    from microsub import benchmark, features, pipeline
+    from microsub import pipeline
+    from microsub.analysis import features
     from microsub.config import Settings
 
     base = Path(workdir)
@@ -360,7 +361,7 @@ def lake_design(
     log(f"preparing the {profile} profile in {base} (generation and ingestion when missing)")
     ctx = pipeline.run(settings, stages=())
     frame = features.add_features(pipeline.read_pages(ctx).to_pandas())
-    known = benchmark.known_outcome(frame)
+    known = features.known_outcome(frame)
     X_churn = np.ascontiguousarray(features.feature_matrix(frame[known], "churn").to_numpy())
     done = frame.loc[known, "done"].to_numpy(dtype=np.float64)
     X_value = np.ascontiguousarray(features.feature_matrix(frame, "value").to_numpy())

@@ -23,7 +23,8 @@ from pathlib import Path
 GENERATE = textwrap.dedent(
     """
     import sys, time
-    from microsub import synth
+    from microsub.sim import dynamics, params
+    from microsub.data import synth
     out, n = sys.argv[1], int(sys.argv[2])
     t = time.perf_counter()
     s = synth.generate(out, n_pages=n, seed=20190513)
@@ -34,10 +35,10 @@ GENERATE = textwrap.dedent(
 BASELINE = textwrap.dedent(
     """
     import sys, time
-    from microsub import synth
+
     n = int(sys.argv[1])
-    block = synth._simulate_block(synth._block_rng(20190513, 0), synth.SESSIONS_PER_BLOCK,
-                                  synth.DEFAULT_PARAMS).head(n)
+    block = dynamics.simulate_sessions(dynamics.block_rng(20190513, 0), dynamics.SESSIONS_PER_BLOCK,
+                                  params.DEFAULT_PARAMS).head(n)
 
     def fmt_list(values, scale=None):
         if scale is None:

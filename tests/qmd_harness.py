@@ -439,3 +439,92 @@ def output_problems(executed: ExecutedDocument) -> list[str]:
         elif cell.label.startswith("tbl-") and not _has_table(cell, outputs):
             problems.append(f"{executed.doc.path}: {cell.describe()} displayed no table")
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Rules a rendered book must keep (labels, captions, inline values, references in output)
+# --------------------------------------------------------------------------------------------
+#: Text an inline value must not hold: a number that does not exist, or an empty answer.
+MISSING_VALUE = re.compile(r"(?<![\w.])(?:nan|NaN|None|-?inf|n/a)(?![\w])")
+#: Caption option a labelled cell needs, by label prefix.
+CAPTION_OPTIONS = {"fig-": "fig-cap", "tbl-": "tbl-cap"}
+
+
+def label_definitions(docs: Iterable[QmdDocument]) -> dict[str, list[str]]:
+    """Every label (cell labels and ``{#id}`` attributes) -> where it is defined.
+
+    A label defined twice appears with two places (for example in two chapters)."""
+    found: dict[str, list[str]] = {}
+    for doc in docs:
+        ids = [c.label for c in doc.cells if c.label]
+        for block in ATTRIBUTES.finditer(doc.prose):
+            ids.extend(ATTRIBUTE_ID.findall(block.group(1)))
+        for label in ids:
+            found.setdefault(label, []).append(str(doc.path))
+    return found
+
+
+def duplicate_labels(docs: Iterable[QmdDocument]) -> list[str]:
+    """Labels defined more than once across ``docs``: ambiguous in HTML and a broken
+    cross-reference in a single-document PDF."""
+    return [
+        f"label {label!r} is defined {len(places)} times: {', '.join(places)}"
+        for label, places in sorted(label_definitions(docs).items())
+        if len(places) > 1
+    ]
+
+
+def caption_problems(doc: QmdDocument) -> list[str]:
+    """``fig-`` / ``tbl-`` cells without their caption option."""
+    problems = []
+    for cell in doc.cells:
+        for prefix, option in CAPTION_OPTIONS.items():
+            if cell.label and cell.label.startswith(prefix) and not cell.options.get(option):
+                problems.append(f"{doc.path}: {cell.describe()} has no {option}")
+    return problems
+
+
+def inline_value_problems(executed: ExecutedDocument) -> list[str]:
+    """Inline expressions whose value is empty or says a number is missing (nan, None, inf,
+    n/a): a sentence of the book would print it."""
+    problems = []
+    for expr, value in zip(executed.doc.inlines, executed.inline_values, strict=True):
+        text = value.strip().strip("'\"")
+        if not text.strip():
+            problems.append(f"{executed.doc.path}: {expr.describe()} is empty")
+        elif MISSING_VALUE.search(text):
+            problems.append(f"{executed.doc.path}: {expr.describe()} printed {value!r}")
+    return problems
+
+
+def rendered_texts(executed: ExecutedDocument) -> list[tuple[str, str]]:
+    """What the code puts into the text: ``(where, text)`` of every inline value and every
+    Markdown or plain-text output of a cell (``output: asis`` streams included)."""
+    texts = [
+        (expr.describe(), value)
+        for expr, value in zip(executed.doc.inlines, executed.inline_values, strict=True)
+    ]
+    for cell in executed.doc.cells:
+        for out in executed.outputs.get(cell.number, []):
+            data = out.get("data") or {}
+            if "text/markdown" in data:
+                texts.append((cell.describe(), str(data["text/markdown"])))
+            if out.get("output_type") == "stream" and cell.options.get("output") == "asis":
+                texts.append((cell.describe(), str(out.get("text", ""))))
+    return texts
+
+
+def rendered_reference_problems(
+    executed: ExecutedDocument, section_labels: Iterable[str] = ()
+) -> list[str]:
+    """Cross-references written by the code (in an inline value or a Markdown output) whose
+    label is defined nowhere: the static check of the prose cannot see them."""
+    known = set(executed.doc.labels) | set(section_labels)
+    problems = []
+    for where, text in rendered_texts(executed):
+        for label in CROSS_REFERENCE.findall(text):
+            if label not in known:
+                problems.append(
+                    f"{executed.doc.path}: {where} writes @{label}, a label defined nowhere"
+                )
+    return problems

@@ -15,17 +15,20 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from microsub import benchmark, business, evaluation, features
+from microsub import pipeline
+from microsub.analysis import features
+from microsub.business import gates
 from microsub.config import Settings
 from microsub.errors import ContractError
+from microsub.models import baselines, benchmark, evaluation, specs, tasks
+from microsub.report import tables
 
-CONFIG = benchmark.BenchmarkConfig(max_iter=30, n_boot=40, repeats=1)
+CONFIG = specs.BenchmarkConfig(max_iter=30, n_boot=40, repeats=1)
 SEED = 7
 
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    from microsub import pipeline
 
     base: Path = tmp_path_factory.mktemp("bench")
     settings = Settings(profile="ci", data_dir=base / "data", lake=str(base / "lake"))
@@ -39,10 +42,10 @@ def result(pages: pd.DataFrame) -> benchmark.BenchmarkResult:
 
 
 @pytest.fixture(scope="module")
-def data(pages: pd.DataFrame) -> dict[str, benchmark.TaskData]:
+def data(pages: pd.DataFrame) -> dict[str, tasks.TaskData]:
     frame = features.add_features(pages)
-    rows = benchmark.split_sessions(frame["session_id"].to_numpy(), CONFIG, SEED)
-    return {task: benchmark.task_data(frame, rows, task) for task in benchmark.TASKS}
+    rows = tasks.split_sessions(frame["session_id"].to_numpy(), CONFIG, SEED)
+    return {task: tasks.task_data(frame, rows, task) for task in specs.TASKS}
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,7 +53,7 @@ def data(pages: pd.DataFrame) -> dict[str, benchmark.TaskData]:
 # --------------------------------------------------------------------------------------------
 def test_split_parts_cover_every_page_once_and_share_no_session(pages, result) -> None:
     frame = features.add_features(pages)
-    rows = benchmark.split_sessions(frame["session_id"].to_numpy(), CONFIG, SEED)
+    rows = tasks.split_sessions(frame["session_id"].to_numpy(), CONFIG, SEED)
     together = np.concatenate(list(rows.values()))
     assert np.array_equal(np.sort(together), np.arange(len(frame)))
     parts = list(result.sessions.values())
@@ -69,9 +72,9 @@ def test_split_parts_cover_every_page_once_and_share_no_session(pages, result) -
 
 def test_split_is_seeded(pages) -> None:
     s = pages["session_id"].to_numpy()
-    a = benchmark.split_sessions(s, CONFIG, 1)
-    b = benchmark.split_sessions(s, CONFIG, 1)
-    c = benchmark.split_sessions(s, CONFIG, 2)
+    a = tasks.split_sessions(s, CONFIG, 1)
+    b = tasks.split_sessions(s, CONFIG, 1)
+    c = tasks.split_sessions(s, CONFIG, 2)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["test"], c["test"])
 
@@ -96,13 +99,13 @@ def test_churn_drops_pages_truncated_below_the_cap_and_keeps_the_cap() -> None:
         + [(2, p, 0, int(p == 11)) for p in range(12)]  # truncated at the cap: known, stayed
     )
     frame = features.add_features(pages)
-    known = benchmark.known_outcome(frame)
+    known = features.known_outcome(frame)
     assert known.sum() == len(pages) - 1
     unknown = frame.loc[~known, ["session_id", "action_page_id"]].to_numpy().tolist()
     assert unknown == [[1, 1]]
     rows = {"fit": np.arange(len(frame))}
-    churn = benchmark.task_data(frame, rows, "churn")
-    value = benchmark.task_data(frame, rows, "value")
+    churn = tasks.task_data(frame, rows, "churn")
+    value = tasks.task_data(frame, rows, "value")
     assert len(churn.y["fit"]) == len(pages) - 1 and len(value.y["fit"]) == len(pages)
     assert churn.columns == list(features.FEATURE_SETS["churn"].columns)
     assert value.columns == list(features.FEATURE_SETS["value"].columns)
@@ -119,13 +122,13 @@ def test_a_part_without_both_classes_is_refused() -> None:
 # --------------------------------------------------------------------------------------------
 def test_one_table_holds_every_model_of_both_tasks(result) -> None:
     m = result.metrics
-    keys = [s.key for s in benchmark.model_specs(CONFIG, SEED)]
+    keys = [s.key for s in specs.model_specs(CONFIG, SEED)]
     assert m["key"].tolist() == keys
     assert set(m["implementation"]) == {"scratch", "scikit-learn", "baseline"}
     churn, value = m[m["task"] == "churn"], m[m["task"] == "value"]
-    assert churn[list(benchmark.CHURN_METRICS)].notna().all().all()
-    assert value[list(benchmark.VALUE_METRICS)].notna().all().all()
-    assert churn[list(benchmark.VALUE_METRICS)].isna().all().all()
+    assert churn[list(specs.CHURN_METRICS)].notna().all().all()
+    assert value[list(specs.VALUE_METRICS)].notna().all().all()
+    assert churn[list(specs.VALUE_METRICS)].isna().all().all()
     assert (m["fit_s"] > 0).all() and (m["predict_s"] > 0).all()
     # the hurdle rows (P(buy) x E[amount | buy])
     hurdle = m[m["kind"] == "hurdle"]
@@ -149,7 +152,7 @@ def test_churn_metrics_are_the_evaluation_functions_on_the_test_sessions(result,
         )
         assert row["threshold"] == pytest.approx(threshold, abs=1e-12)
         expected = evaluation.classification_metrics(y, p, threshold=threshold)
-        for name in (*benchmark.CHURN_METRICS, "tn", "fp", "fn", "tp"):
+        for name in (*specs.CHURN_METRICS, "tn", "fp", "fn", "tp"):
             assert row[name] == pytest.approx(expected[name], abs=1e-12), (key, name)
         assert row["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
         assert row["tn"] + row["fp"] + row["fn"] + row["tp"] == len(y)
@@ -160,7 +163,7 @@ def test_value_metrics_are_the_evaluation_functions_on_the_test_sessions(result,
     for key in result.metrics.loc[result.metrics["task"] == "value", "key"]:
         row = result.row(key)
         expected = evaluation.regression_metrics(value.y["test"], result.predictions[key])
-        for name in benchmark.VALUE_METRICS:
+        for name in specs.VALUE_METRICS:
             assert row[name] == pytest.approx(expected[name], rel=1e-12, abs=1e-12), (key, name)
     # the constant zero has the lowest MAE and no skill: why MAE cannot decide
     zero = result.row("zero")
@@ -210,17 +213,17 @@ def test_best_models_follow_the_validation_rule(result) -> None:
 
 
 def test_gate_rows_are_the_best_churn_model_held_against_the_targets(result) -> None:
-    gates = result.gates.set_index("key")
-    assert gates.index.tolist() == ["roc_auc", "precision_at_20"]
+    table = gates.benchmark_gates(result).set_index("key")
+    assert table.index.tolist() == ["roc_auc", "precision_at_20"]
     best = result.row(result.best["churn"])
-    for key in gates.index:
-        g = business.gate(key)
-        assert gates.loc[key, "value"] == pytest.approx(best[key], abs=1e-12)
-        assert bool(gates.loc[key, "passed"]) == (best[key] >= g.target)
-        assert gates.loc[key, "verdict"] == ("pass" if best[key] >= g.target else "fail")
-        assert gates.loc[key, "ci_low"] <= best[key] <= gates.loc[key, "ci_high"]
-        assert gates.loc[key, "model"] == result.best["churn"]
-    shown = benchmark.display_gates(result)
+    for key in table.index:
+        g = gates.gate(key)
+        assert table.loc[key, "value"] == pytest.approx(best[key], abs=1e-12)
+        assert bool(table.loc[key, "passed"]) == (best[key] >= g.target)
+        assert table.loc[key, "verdict"] == ("pass" if best[key] >= g.target else "fail")
+        assert table.loc[key, "ci_low"] <= best[key] <= table.loc[key, "ci_high"]
+        assert table.loc[key, "model"] == result.best["churn"]
+    shown = tables.display_gates(result)
     assert set(shown["Verdict"]) <= {"PASS", "FAIL"} and len(shown) == 2
 
 
@@ -234,7 +237,7 @@ def test_uncertainty_intervals_resample_sessions(result) -> None:
 
 def test_value_verdict_compares_the_best_hurdle_with_the_best_plain_model(result) -> None:
     v = result.value_verdict.set_index("metric")
-    assert v.index.tolist() == list(benchmark.VALUE_METRICS)
+    assert v.index.tolist() == list(specs.VALUE_METRICS)
     assert v["hurdle_model"].iloc[0] in {"hurdle_linear", "hurdle_trees"}
     plain = result.row(v["plain_model"].iloc[0])
     assert plain["kind"] in {"linear", "trees"}
@@ -300,7 +303,7 @@ def test_importance_lists_every_feature_of_each_task(result) -> None:
     churn = result.importance[result.importance["task"] == "churn"]
     coef = result.estimators["logistic_gd"][-1].coef_[0]
     assert np.array_equal(churn["linear_coef"].to_numpy(), coef)
-    shown = benchmark.display_importance(result, "churn", top=3)
+    shown = tables.display_importance(result, "churn", top=3)
     assert len(shown) == 3 and shown["Feature"].iloc[0] == churn.loc[
         churn["trees_gain"].idxmax(), "feature"
     ]
@@ -309,15 +312,15 @@ def test_importance_lists_every_feature_of_each_task(result) -> None:
 def test_depth_hazard_is_the_leave_rate_per_depth() -> None:
     X = np.array([[0.0], [0.0], [1.0], [1.0], [1.0], [1.0]])
     y = np.array([1, 0, 1, 1, 1, 0])
-    model = benchmark.DepthHazardClassifier(column=0).fit(X, y)
+    model = baselines.DepthHazardClassifier(column=0).fit(X, y)
     p = model.predict_proba(np.array([[0.0], [1.0], [5.0]]))[:, 1]
     assert p.tolist() == pytest.approx([0.5, 0.75, 4 / 6])  # unseen depth: the base rate
     assert model.predict(np.array([[1.0]])).tolist() == [1]
 
 
 def test_display_tables_label_models_and_mark_the_best(result) -> None:
-    churn = benchmark.display_metrics(result, "churn")
+    churn = tables.display_metrics(result, "churn")
     assert churn["Model"].str.endswith("(best)").sum() == 1
     assert "ROC AUC" in churn.columns and "RMSE (Yuan)" not in churn.columns
-    value = benchmark.display_metrics(result, "value")
+    value = tables.display_metrics(result, "value")
     assert {"RMSE (Yuan)", "MAE (Yuan)", "R²"} <= set(value.columns)

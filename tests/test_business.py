@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from microsub import business
+from microsub.business import gates
 
 
 def test_gates_hold_the_business_targets():
-    targets = {g.key: (g.direction, g.target) for g in business.GATES}
+    targets = {g.key: (g.direction, g.target) for g in gates.GATES}
     assert targets == {
         "roc_auc": (">=", 0.80),
         "precision_at_20": (">=", 0.60),
@@ -31,11 +31,11 @@ def test_gates_hold_the_business_targets():
     ],
 )
 def test_gate_passes(key, value, ok):
-    assert business.gate(key).passes(value) is ok
+    assert gates.gate(key).passes(value) is ok
 
 
 def test_evaluate_gates_only_measured_ones_by_default():
-    table = business.evaluate_gates({"roc_auc": 0.83, "precision_at_20": 0.41})
+    table = gates.evaluate_gates({"roc_auc": 0.83, "precision_at_20": 0.41})
     assert list(table["key"]) == ["roc_auc", "precision_at_20"]
     assert list(table["verdict"]) == ["pass", "fail"]
     assert table.loc[0, "target"] == ">= 0.8"
@@ -43,4 +43,4 @@ def test_evaluate_gates_only_measured_ones_by_default():
 
 def test_unknown_gate_names_the_known_ones():
     with pytest.raises(KeyError, match="roc_auc"):
-        business.gate("nope")
+        gates.gate("nope")

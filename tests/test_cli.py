@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
-from microsub import cli, synth
+from microsub import cli
+from microsub.data import synth
 
 runner = CliRunner()
 
@@ -34,13 +37,29 @@ def test_generate_ingest_and_list(tmp_path):
     lake = str(tmp_path / "lake")
     result = invoke("ingest", str(out), "--lake", lake)
     assert result.exit_code == 0, result.output
-    assert "pages_written" in result.output and "300" in result.output
-    assert "reconciles" in result.output
+    rows = table_rows(result.output)
+    assert rows["lines_read"] == rows["pages_written"] == "300"
+    assert rows["lines_quarantined"] == "0"
+    assert rows["reconciles"] == "yes"
+    # not a terminal: progress as whole lines, one at the start and one at the end of a task
+    size = f"{out.stat().st_size:,}"
+    assert "ingesting log.txt: started" in result.output
+    assert re.search(rf"ingesting log\.txt: done, {size} in \d:\d\d:\d\d", result.output)
 
     result = invoke("lake", "ls", "--lake", lake)
     assert result.exit_code == 0, result.output
     for dataset in ("processed-data", "items-data", "quarantine"):
         assert dataset in result.output
+
+
+def table_rows(output: str) -> dict[str, str]:
+    """The two-column rows of a Rich table in ``output``: first cell -> second cell."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        if len(cells) == 2 and cells[0]:
+            rows[cells[0]] = cells[1]
+    return rows
 
 
 def _reference_log(tmp_path, n_pages: int, seed: int) -> bytes:
@@ -70,7 +89,9 @@ def test_a_file_that_is_not_the_log_is_refused_clearly(tmp_path):
     bad.write_text("user_id,item_id,behavior,timestamp\n1,2,pv,1511544070\n")
     result = invoke("ingest", str(bad), "--lake", str(tmp_path / "lake"))
     assert result.exit_code == 1
-    assert "15" in result.output and "Traceback" not in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert error[0].startswith("error: expected 15 `;`-separated fields (official layout)")
+    assert "Traceback" not in result.output
 
 
 def test_empty_lake_listing_says_how_to_fill_it(tmp_path):

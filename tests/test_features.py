@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microsub import features
+from microsub.analysis import features
 from microsub.contract import PROTECTED_COLUMNS
 from microsub.errors import ContractError
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microsub import figures, hypotheses
+from microsub.analysis import describe, explore
+from microsub.models import benchmark, specs
+from microsub.report import figures
 from test_hypotheses import simulate
 
 
 @pytest.fixture(scope="module")
-def exploration() -> hypotheses.Exploration:
-    return hypotheses.run_all(simulate(2500, depth=0.2, night=0.6, seed=21), n_boot=30)
+def exploration() -> explore.Exploration:
+    return explore.run_all(simulate(2500, depth=0.2, night=0.6, seed=21), n_boot=30)
 
 
-def _all(ex: hypotheses.Exploration) -> dict:
+def _all(ex: explore.Exploration) -> dict:
     r = ex.result
     return {
         "class_balance": figures.class_balance(ex.class_balance),
@@ -70,7 +72,7 @@ def test_hour_figure_plots_24_hours_and_shades_both_windows(exploration):
 def test_survival_figure_draws_one_step_curve_per_group(exploration):
     ax = figures.survival_curves(exploration.survival).axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == list(hypotheses.PURCHASE_POWER_GROUPS)
+    assert labels == list(describe.PURCHASE_POWER_GROUPS)
     first = exploration.survival.curves.groupby("group", sort=False).first()
     assert (first["survival"] == 1.0).all()
 
@@ -90,10 +92,10 @@ def test_verdict_figure_leaves_out_difference_scaled_estimates(exploration):
 # =============================================================================================
 @pytest.fixture(scope="module")
 def bench():
-    from microsub import benchmark
+
 
     pages = simulate(1500, depth=0.2, engaged=-0.8, seed=3)
-    config = benchmark.BenchmarkConfig(max_iter=10, n_boot=10, repeats=1)
+    config = specs.BenchmarkConfig(max_iter=10, n_boot=10, repeats=1)
     return benchmark.run_benchmark(pages, random_state=0, config=config)
 
 

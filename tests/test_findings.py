@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from microsub import business, findings, hypotheses, pipeline, synth
+from microsub import fmt, pipeline, progress
+from microsub.analysis import calibration
+from microsub.business import gates
 from microsub.config import Settings
 from microsub.contract import BUCKET_ITEMS, BUCKET_PROCESSED, BUCKET_REPORTS
+from microsub.data import ingest, synth
 from microsub.errors import ObjectNotFoundError
 from microsub.lake import open_lake
+from microsub.report import findings, tables
+from microsub.sim import params
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +38,13 @@ def explored(tmp_path_factory: pytest.TempPathFactory) -> tuple[pipeline.Context
     lake = open_lake(settings)
     raw = pipeline.RawInput(raw_path, "synthetic", details)
     ctx = pipeline.Context(settings, lake, pipeline.ingest_raw(settings, lake, raw))
-    doc = pipeline.STAGES["explore"](ctx, pipeline._quiet, False)
+    doc = pipeline.STAGES["explore"](ctx, progress.quiet, False)
     return ctx, doc
 
 
 def test_explore_stage_is_registered_and_writes_the_document(explored):
     ctx, doc = explored
-    assert pipeline.STAGES["explore"] is pipeline.explore_stage
+    assert pipeline.STAGES["explore"] is pipeline.explore.explore_stage
     assert ctx.lake.exists(BUCKET_REPORTS, findings.FINDINGS_KEY)
     assert findings.read_findings(ctx.lake) == doc
 
@@ -85,7 +90,7 @@ def test_findings_hold_the_values_the_analysis_computed(explored):
 
 def test_findings_carry_source_quality_and_gates(explored):
     ctx, doc = explored
-    assert doc["success_metrics"] == business.gates_as_records()
+    assert doc["success_metrics"] == gates.gates_as_records()
     src = doc["data_source"]
     assert src["kind"] == "synthetic" and src["seed"] == 7
     assert src["data_digest"] == ctx.data_digest
@@ -119,25 +124,25 @@ def test_generator_terms_name_the_coefficients_behind_each_effect(explored):
     terms = doc["hypotheses"]["generator_terms"]
     assert terms["default_parameters"] is True
     assert terms["terms"]["purchase_reset"] == {
-        "leave_since_purchase": synth.DEFAULT_PARAMS.leave_since_purchase
+        "leave_since_purchase": params.DEFAULT_PARAMS.leave_since_purchase
     }
     real = findings.build_findings(
         {"kind": "real", "file": "www.data"}, {}, pipeline.exploration(explored[0])
     )
     assert real["hypotheses"]["generator_terms"] is None
-    assert findings.generator_display(real) is None
-    table = findings.generator_display(doc)
+    assert tables.generator_display(real) is None
+    table = tables.generator_display(doc)
     assert len(table) == len(findings.GENERATOR_TERMS)
     assert "`leave_mix` = 1.2" in set(table["Built in by"])
 
 
 def test_strongest_correlate_names_the_column_or_none(explored):
     ex = pipeline.exploration(explored[0])
-    name, rho = findings.strongest_correlate(ex.correlation, "done")
+    name, rho = tables.strongest_correlate(ex.correlation, "done")
     others = ex.correlation["done"].drop("done")
     assert rho == pytest.approx(others[others.abs().idxmax()])
     assert name == others.abs().idxmax()
-    assert findings.strongest_correlate(ex.correlation.drop(columns="done"), "done")[0] == "none"
+    assert tables.strongest_correlate(ex.correlation.drop(columns="done"), "done")[0] == "none"
 
 
 def test_read_findings_says_how_to_make_them(tmp_path: Path):
@@ -149,27 +154,27 @@ def test_read_findings_says_how_to_make_them(tmp_path: Path):
 def test_display_tables_show_the_computed_numbers(explored):
     ctx, doc = explored
     ex = pipeline.exploration(ctx)
-    shown = findings.verdict_display(ex.hypotheses)
+    shown = tables.verdict_display(ex.hypotheses)
     fatigue = ex.result("fatigue")
     row = shown.iloc[0]
     assert row["Hypothesis"] == fatigue.name and row["Verdict"] == fatigue.verdict
-    assert row["Estimate (95 % CI)"].startswith(hypotheses.format_number(fatigue.estimate))
-    quality = findings.quality_table(ctx.ingest_report).set_index("Check")["Value"]
+    assert row["Estimate (95 % CI)"].startswith(fmt.format_number(fatigue.estimate))
+    quality = tables.quality_table(ctx.ingest_report).set_index("Check")["Value"]
     assert quality["lines read"] == "4,000"
     assert quality["lines = pages + quarantined"] == "yes"
-    gates = findings.gates_table()
-    assert list(gates["Gate"]) == [g.name for g in business.GATES]
-    assert gates.iloc[0]["Target"] == ">= 0.8"
+    shown_gates = tables.gates_table()
+    assert list(shown_gates["Gate"]) == [g.name for g in gates.GATES]
+    assert shown_gates.iloc[0]["Target"] == ">= 0.8"
 
 
-def test_calibration_comparison_reads_both_sides_or_says_none(tmp_path: Path, explored):
+def test_calibration_comparison_sets_a_raw_log_beside_ingested_tables(tmp_path: Path, explored):
     ctx, _ = explored
     pages = ctx.lake.read_table(BUCKET_PROCESSED)
     items = ctx.lake.read_table(BUCKET_ITEMS)
-    assert findings.calibration_comparison(tmp_path / "absent", pages, items) is None
     # the lake's synthetic data compared with its own raw log: both columns equal
     log = tmp_path / "log.txt"
     synth.generate(log, n_pages=4000, seed=7)
-    table = findings.calibration_comparison(log, pages, items)
-    assert list(table["statistic"]) == list(findings.CALIBRATION_ROWS)
+    raw = calibration.sample_statistics(ingest.read_tables(log))
+    table = calibration.calibration_comparison(raw, calibration.sample_statistics_of(pages, items))
+    assert list(table["statistic"]) == list(calibration.CALIBRATION_ROWS)
     assert table["real"].tolist() == pytest.approx(table["synthetic"].tolist(), nan_ok=True)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microsub import hypotheses as H
-from microsub.features import FEATURE_SETS, FeatureSet
+from microsub.analysis import audit, describe, explore, hypotheses, stats, verdicts
+from microsub.analysis.features import FEATURE_SETS, FeatureSet
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -109,27 +109,29 @@ def simulate(
     ],
 )
 def test_verdict_rule_on_ratios(estimate, low, high, p, expected, verdict):
-    got = H.decide(estimate, low, high, p, null=1.0, expected=expected, scale="ratio", margin=1.10)
+    got = verdicts.decide(
+        estimate, low, high, p, null=1.0, expected=expected, scale="ratio", margin=1.10
+    )
     assert got == verdict
 
 
 def test_verdict_rule_on_differences():
     kw = {"null": 0.0, "expected": ">", "scale": "difference", "margin": 0.05}
-    assert H.decide(0.10, 0.08, 0.12, 1e-6, **kw) == "supported"
-    assert H.decide(0.01, -0.02, 0.04, 0.5, **kw) == "not supported"
-    assert H.decide(0.04, -0.03, 0.11, 0.3, **kw) == "inconclusive"
+    assert verdicts.decide(0.10, 0.08, 0.12, 1e-6, **kw) == "supported"
+    assert verdicts.decide(0.01, -0.02, 0.04, 0.5, **kw) == "not supported"
+    assert verdicts.decide(0.04, -0.03, 0.11, 0.3, **kw) == "inconclusive"
 
 
 def test_holm_adjustment_matches_a_hand_computation():
-    base = H.fatigue(simulate(1500, depth=0.3))
+    base = hypotheses.fatigue(simulate(1500, depth=0.3))
     ps = [0.01, 0.04, 0.03, math.nan]
     family = [dataclasses.replace(base, key=f"h{i}", p_value=p) for i, p in enumerate(ps)]
-    adjusted = H.adjust(family)
+    adjusted = verdicts.adjust(family)
     # sorted 0.01, 0.03, 0.04 with m = 3: 3·0.01, max(0.03, 2·0.03), max(0.06, 1·0.04)
     assert [r.p_adjusted for r in adjusted[:3]] == pytest.approx([0.03, 0.06, 0.06])
     assert math.isnan(adjusted[3].p_adjusted)
     # the verdict and the sentence follow the adjusted p-value
-    assert adjusted[0].verdict == H.decide(
+    assert adjusted[0].verdict == verdicts.decide(
         base.estimate,
         base.ci_low,
         base.ci_high,
@@ -147,8 +149,8 @@ def test_cluster_rates_widen_intervals_only_for_pooled_sessions():
     one = pd.DataFrame(
         {"g": 0, "session_id": np.arange(400), "done": np.r_[np.ones(100), np.zeros(300)]}
     )
-    r1 = H.cluster_rates(one, "g").iloc[0]
-    lo, hi = H.wilson_interval(np.array([100]), np.array([400]))
+    r1 = stats.cluster_rates(one, "g").iloc[0]
+    lo, hi = stats.wilson_interval(np.array([100]), np.array([400]))
     assert r1["rate"] == pytest.approx(0.25)
     assert r1["deff"] == pytest.approx(1.0, abs=0.01)
     assert (r1["ci_low"], r1["ci_high"]) == pytest.approx((lo[0], hi[0]), abs=1e-3)
@@ -160,9 +162,9 @@ def test_cluster_rates_widen_intervals_only_for_pooled_sessions():
             "done": np.repeat(np.r_[np.ones(25), np.zeros(75)], 4),
         }
     )
-    r4 = H.cluster_rates(four, "g").iloc[0]
+    r4 = stats.cluster_rates(four, "g").iloc[0]
     assert r4["deff"] == pytest.approx(4.0, rel=0.02)
-    lo, hi = H.wilson_interval(np.array([25]), np.array([100]))
+    lo, hi = stats.wilson_interval(np.array([25]), np.array([100]))
     assert (r4["ci_low"], r4["ci_high"]) == pytest.approx((lo[0], hi[0]), abs=2e-3)
 
 
@@ -170,11 +172,11 @@ def test_cluster_rates_widen_intervals_only_for_pooled_sessions():
 # Hypotheses recover planted effects, and flip without them
 # --------------------------------------------------------------------------------------------
 def test_fatigue_recovers_the_planted_depth_effect_and_flips_without_it():
-    with_effect = H.fatigue(simulate(6000, depth=0.25))
+    with_effect = hypotheses.fatigue(simulate(6000, depth=0.25))
     assert with_effect.ci_low < math.exp(0.25) < with_effect.ci_high
     assert with_effect.estimate == pytest.approx(math.exp(0.25), rel=0.05)
     assert with_effect.verdict == "supported"
-    flat = H.fatigue(simulate(6000, depth=0.0))
+    flat = hypotheses.fatigue(simulate(6000, depth=0.0))
     assert flat.estimate == pytest.approx(1.0, abs=0.03)
     assert flat.verdict in ("not supported", "inconclusive")
     assert flat.verdict != "supported"
@@ -182,7 +184,7 @@ def test_fatigue_recovers_the_planted_depth_effect_and_flips_without_it():
 
 def test_hazard_by_depth_is_the_share_leaving_among_pages_with_known_outcome():
     pages = simulate(800, depth=0.2, seed=3)
-    table = H.hazard_by_depth(pages)
+    table = hypotheses.hazard_by_depth(pages)
     for _, row in table.iterrows():
         at = pages[pages["action_page_id"] == row["action_page_id"]]
         known = at[~((at["truncated"] == 1) & (at["action_page_id"] < 11))]
@@ -192,12 +194,12 @@ def test_hazard_by_depth_is_the_share_leaving_among_pages_with_known_outcome():
 
 
 def test_hour_compares_night_with_evening_at_the_same_depth():
-    planted = H.hour_of_day(simulate(12000, night=0.8, seed=1))
+    planted = hypotheses.hour_of_day(simulate(12000, night=0.8, seed=1))
     assert planted.ci_low < math.exp(0.8) < planted.ci_high
     assert planted.verdict == "supported"
     assert planted.details["night_rate"] > planted.details["evening_rate"]
     assert list(planted.table["hour"]) == list(range(24))
-    none = H.hour_of_day(simulate(12000, night=0.0, seed=1))
+    none = hypotheses.hour_of_day(simulate(12000, night=0.0, seed=1))
     assert none.verdict != "supported"
     assert none.ci_low < 1.0 < none.ci_high
 
@@ -205,22 +207,22 @@ def test_hour_compares_night_with_evening_at_the_same_depth():
 def test_hour_is_untestable_without_hours():
     pages = simulate(500)
     pages["hour"] = np.nan
-    r = H.hour_of_day(pages)
+    r = hypotheses.hour_of_day(pages)
     assert math.isnan(r.estimate) and r.verdict == "inconclusive"
     assert "not testable" in r.summary
 
 
 def test_engagement_and_purchase_power_effects_have_the_planted_sign():
     pages = simulate(6000, engaged=-1.0, power=-0.2, seed=2)
-    eng = H.engagement_retention(pages)
+    eng = hypotheses.engagement_retention(pages)
     assert eng.ci_low < math.exp(-1.0) < eng.ci_high and eng.verdict == "supported"
-    churn = H.purchase_power_churn(pages)
+    churn = hypotheses.purchase_power_churn(pages)
     assert churn.ci_low < math.exp(-0.2) < churn.ci_high and churn.verdict == "supported"
     # retention table: share of pages followed by a next page, per level and depth band
     t = eng.table
-    assert set(t["depth_band"]) == set(H.DEPTH_BANDS)
+    assert set(t["depth_band"]) == set(hypotheses.DEPTH_BANDS)
     assert (t["rate"].between(0, 1)).all()
-    null = H.engagement_retention(simulate(6000, engaged=0.0, seed=2))
+    null = hypotheses.engagement_retention(simulate(6000, engaged=0.0, seed=2))
     assert null.verdict != "supported"
 
 
@@ -230,9 +232,9 @@ def test_a_covariate_that_does_not_vary_is_left_out_not_a_singular_design():
     # power still estimate their effect instead of failing on a singular design matrix
     pages = simulate(6000, engaged=-1.0, after_purchase=-1.0, seed=7)
     pages["state_purchase_power"] = 3
-    eng = H.engagement_retention(pages)
+    eng = hypotheses.engagement_retention(pages)
     assert eng.ci_low < math.exp(-1.0) < eng.ci_high
-    for result in (H.purchase_reset(pages), H.item_mix_churn(pages)):
+    for result in (hypotheses.purchase_reset(pages), hypotheses.item_mix_churn(pages)):
         assert math.isfinite(result.estimate) and result.ci_low < result.ci_high
 
 
@@ -241,20 +243,20 @@ def test_purchase_reset_compares_pages_at_the_same_depth():
     # comparison finds pages after a purchase MORE often last; the depth-adjusted one finds
     # no effect
     pages = simulate(20000, depth=0.3, buy_depth=0.3, seed=5)
-    none = H.purchase_reset(pages)
+    none = hypotheses.purchase_reset(pages)
     naive = none.details["rate_after_purchase"] / none.details["rate_without"]
     assert naive > 1.1
     assert none.ci_low < 1.0 < none.ci_high
     assert none.verdict != "supported"
-    planted = H.purchase_reset(simulate(8000, depth=0.2, after_purchase=-1.0, seed=4))
+    planted = hypotheses.purchase_reset(simulate(8000, depth=0.2, after_purchase=-1.0, seed=4))
     assert planted.ci_low < math.exp(-1.0) < planted.ci_high
     assert planted.verdict == "supported"
 
 
 def test_purchase_reset_exposure_is_the_previous_page_of_the_same_session():
     pages = simulate(300, seed=5)
-    r = H.purchase_reset(pages)
-    f = H._frame(pages)
+    r = hypotheses.purchase_reset(pages)
+    f = describe.pages_frame(pages)
     prev = f.groupby("session_id")["purchased"].shift(1)
     known_later = f["known"] & prev.notna()
     assert r.n_pages == int(known_later.sum())
@@ -263,20 +265,20 @@ def test_purchase_reset_exposure_is_the_previous_page_of_the_same_session():
 
 def test_item_mix_and_purchase_power_value():
     pages = simulate(6000, ctr=-0.5, buy_power=0.3, seed=6)
-    churn = H.item_mix_churn(pages)
+    churn = hypotheses.item_mix_churn(pages)
     # the simulated z_ctr is the standardised log mean CTR, so the OR per SD is exp(-0.5)
     assert churn.ci_low < math.exp(-0.5) < churn.ci_high and churn.verdict == "supported"
     others = churn.table.set_index("variable")
     assert others.loc["z_log_price", "ci_low"] < 1 < others.loc["z_log_price", "ci_high"]
-    value = H.purchase_power_value(pages, n_boot=100)
+    value = hypotheses.purchase_power_value(pages, n_boot=100)
     assert value.estimate > 0.05 and value.ci_low > 0 and value.verdict == "supported"
     assert value.table["buying_share"].is_monotonic_increasing
-    flat = H.purchase_power_value(simulate(6000, seed=6), n_boot=100)
+    flat = hypotheses.purchase_power_value(simulate(6000, seed=6), n_boot=100)
     assert flat.ci_low < 0 < flat.ci_high and flat.verdict != "supported"
 
 
 def test_item_mix_spend_recovers_no_effect_when_spend_ignores_the_mix():
-    r = H.item_mix_spend(simulate(4000, seed=7))
+    r = hypotheses.item_mix_spend(simulate(4000, seed=7))
     assert r.ci_low < 1.0 < r.ci_high
     assert r.verdict != "supported"
 
@@ -284,7 +286,12 @@ def test_item_mix_spend_recovers_no_effect_when_spend_ignores_the_mix():
 def test_untestable_when_no_session_ends_with_a_terminal_flag():
     pages = simulate(300)
     pages["done"] = 0  # the 14-field sample has no terminal flags
-    for test in (H.fatigue, H.purchase_power_churn, H.engagement_retention, H.purchase_reset):
+    for test in (
+        hypotheses.fatigue,
+        hypotheses.purchase_power_churn,
+        hypotheses.engagement_retention,
+        hypotheses.purchase_reset,
+    ):
         r = test(pages)
         assert math.isnan(r.estimate) and r.verdict == "inconclusive", r.key
 
@@ -311,9 +318,9 @@ def test_kaplan_meier_matches_a_hand_computation():
     # sessions: left after page 0, after page 1 (x2), truncated at page 2 by the end of the
     # file (outcome of page 2 unknown: censored at 2), left after page 3, capped at page 11
     pages = _pages_of([(0, 0, 1), (0, 1, 1), (0, 1, 1), (0, 2, 0), (0, 3, 1), (0, 11, 0)])
-    s = H.session_table(pages)
+    s = describe.session_table(pages)
     assert list(s["duration"]) == [1, 2, 2, 2, 4, 12]
-    curve, median = H.kaplan_meier(s)
+    curve, median = describe.kaplan_meier(s)
     got = dict(zip(curve["pages"], curve["survival"], strict=True))
     # t=1: 1 of 6 leaves; t=2: 2 of 5 (the censored one counts at risk at 2); t=4: 1 of 2
     s1 = 5 / 6
@@ -328,8 +335,8 @@ def test_kaplan_meier_matches_a_hand_computation():
 
 def test_kaplan_meier_is_the_product_of_one_minus_the_hazards():
     pages = simulate(3000, depth=0.15, seed=8)
-    hazard = H.hazard_by_depth(pages).set_index("action_page_id")["rate"]
-    curve, _ = H.kaplan_meier(H.session_table(pages))
+    hazard = hypotheses.hazard_by_depth(pages).set_index("action_page_id")["rate"]
+    curve, _ = describe.kaplan_meier(describe.session_table(pages))
     product = np.cumprod(1 - hazard.reindex(range(12)).fillna(0).to_numpy())
     assert curve["survival"].to_numpy()[1:] == pytest.approx(product, abs=1e-9)
 
@@ -338,7 +345,7 @@ def test_delayed_entry_keeps_page_jump_sessions_out_of_earlier_risk_sets():
     # a session seen from page 3 (a page-id jump) must not count at risk for leaving after
     # pages 0..2: with it, S(1) stays 1 - 1/2, as if it were not there
     pages = _pages_of([(0, 0, 1), (0, 5, 1), (3, 5, 1)])
-    curve, _ = H.kaplan_meier(H.session_table(pages))
+    curve, _ = describe.kaplan_meier(describe.session_table(pages))
     got = dict(zip(curve["pages"], curve["survival"], strict=True))
     assert got[1] == pytest.approx(0.5)
     # at t=6 both remaining sessions (one entered at 4) leave
@@ -348,18 +355,18 @@ def test_delayed_entry_keeps_page_jump_sessions_out_of_earlier_risk_sets():
 def test_survival_without_terminal_flags_is_not_estimated():
     pages = simulate(300, seed=16)
     pages["done"] = 0  # a log without terminal flags: every session is censored
-    curve, median = H.kaplan_meier(H.session_table(pages))
+    curve, median = describe.kaplan_meier(describe.session_table(pages))
     assert curve["survival"].isna().all() and math.isnan(median)
-    surv = H.survival_by_purchase_power(pages)
+    surv = describe.survival_by_purchase_power(pages)
     assert math.isnan(surv.logrank_p)
 
 
 def test_survival_by_purchase_power_orders_the_groups_when_power_retains():
-    surv = H.survival_by_purchase_power(simulate(6000, power=-0.3, seed=9))
+    surv = describe.survival_by_purchase_power(simulate(6000, power=-0.3, seed=9))
     still = surv.summary.set_index("group")["survival_at"]
     assert still["low (1-3)"] < still["middle (4-5)"] < still["high (6-7)"]
     assert surv.logrank_p < 1e-6
-    assert set(surv.curves["group"]) == set(H.PURCHASE_POWER_GROUPS)
+    assert set(surv.curves["group"]) == set(describe.PURCHASE_POWER_GROUPS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,11 +374,11 @@ def test_survival_by_purchase_power_orders_the_groups_when_power_retains():
 # --------------------------------------------------------------------------------------------
 def test_class_balance_and_rewards_count_what_they_say():
     pages = simulate(1000, seed=10)
-    balance = H.class_balance(pages).set_index("done")
+    balance = describe.class_balance(pages).set_index("done")
     assert balance.loc[1, "pages"] == int(pages["done"].sum())
     assert balance["pages"].sum() == len(pages)
     assert balance["share"].sum() == pytest.approx(1.0)
-    rewards = H.reward_distribution(pages)
+    rewards = describe.reward_distribution(pages)
     assert rewards.n_nonzero == int((pages["reward"] > 0).sum())
     assert rewards.quantiles["p50"] == pytest.approx(
         np.median(pages.loc[pages["reward"] > 0, "reward"])
@@ -379,7 +386,7 @@ def test_class_balance_and_rewards_count_what_they_say():
 
 
 def test_correlation_matrix_is_a_symmetric_rank_correlation():
-    corr = H.correlation_matrix(simulate(1000, seed=11))
+    corr = describe.correlation_matrix(simulate(1000, seed=11))
     assert list(corr.index) == list(corr.columns)
     assert np.allclose(corr.to_numpy(), corr.to_numpy().T)
     assert np.allclose(np.diag(corr.to_numpy()), 1.0)
@@ -391,12 +398,12 @@ def test_correlation_matrix_is_a_symmetric_rank_correlation():
 # --------------------------------------------------------------------------------------------
 # Audit
 # --------------------------------------------------------------------------------------------
-def _status(checks: tuple[H.AuditCheck, ...]) -> dict[str, str]:
+def _status(checks: tuple[audit.AuditCheck, ...]) -> dict[str, str]:
     return {c.check: c.status for c in checks}
 
 
 def test_audit_passes_the_package_feature_sets_and_reports_what_cannot_be_met():
-    status = _status(H.audit_constraints(simulate(400, seed=12)))
+    status = _status(audit.audit_constraints(simulate(400, seed=12)))
     assert status["no direct identifier among the features"] == "pass"
     assert status["protected attributes excluded from every feature set"] == "pass"
     assert status["no feature is a strong proxy of a protected attribute"] == "pass"
@@ -413,7 +420,7 @@ def test_audit_catches_a_protected_attribute_an_identifier_and_a_proxy():
     bad["leaky"] = FeatureSet("leaky", "post", ("engagement", "age_level"), "protected")
     bad["ids"] = FeatureSet("ids", "post", ("user_email_hash", "session_id"), "identifiers")
     bad["proxy"] = FeatureSet("proxy", "post", ("gender_proxy",), "proxy")
-    checks = H.audit_constraints(pages, bad)
+    checks = audit.audit_constraints(pages, bad)
     status = _status(checks)
     assert status["protected attributes excluded from every feature set"] == "fail"
     assert status["no direct identifier among the features"] == "fail"
@@ -427,13 +434,13 @@ def test_audit_catches_a_protected_attribute_an_identifier_and_a_proxy():
 def test_audit_meets_historical_depth_when_the_log_has_dates():
     pages = simulate(200, seed=14)
     pages["event_date"] = pd.Timestamp("2019-05-13")
-    status = _status(H.audit_constraints(pages))
+    status = _status(audit.audit_constraints(pages))
     assert status["historical depth (calendar dates)"] == "pass"
     assert status["freshness"] == "pass"
 
 
 def test_run_all_bundles_eight_adjusted_tests():
-    ex = H.run_all(simulate(3000, depth=0.2, seed=15), n_boot=50)
+    ex = explore.run_all(simulate(3000, depth=0.2, seed=15), n_boot=50)
     assert [r.key for r in ex.hypotheses] == [
         "fatigue",
         "hour",

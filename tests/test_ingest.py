@@ -26,19 +26,12 @@ from microsub.contract import (
     PAGES_SCHEMA,
     QUARANTINE_SCHEMA,
 )
+from microsub.data.containers import open_raw
+from microsub.data.ingest import ingest, read_pages
+from microsub.data.parse import REASONS, _tokenize, detect_layout, parse_lines
 from microsub.errors import DataFormatError, QuarantineLimitError
-from microsub.ingest import (
-    REASONS,
-    _tokenize,
-    detect_layout,
-    ingest,
-    open_raw,
-    parse_lines,
-    read_pages,
-)
 
-REAL_SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
-REAL_SAMPLE = REAL_SAMPLE.resolve() / "rec_rl_data_small"
+REAL_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "real" / "rec_rl_data_small"
 REAL_SHA256 = "f4b78d88c6a34b2498a102136287f1c2cf19d0e7d9581a4c725ab5634a31077a"
 
 N = 50
@@ -134,10 +127,6 @@ def assert_same_tables(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> None:
 # --------------------------------------------------------------------------------------------
 # The real sample
 # --------------------------------------------------------------------------------------------
-@pytest.mark.skipif(
-    not REAL_SAMPLE.exists(),
-    reason="real sample ../shared/data/real/rec_rl_data_small is absent",
-)
 def test_real_sample_parses_in_the_example_layout():
     tables, report = collect(REAL_SAMPLE, batch_bytes=4096)
     pages = tables["pages"]

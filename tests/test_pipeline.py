@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from io import BytesIO
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from microsub import contract, pipeline, synth
+from microsub import contract, pipeline
 from microsub.config import Settings
+from microsub.data import synth
 from microsub.errors import ConfigError, DatasetNotFoundError, QuarantineLimitError
 from microsub.lake import open_lake
 
@@ -149,7 +151,7 @@ def test_cached_exploration_is_keyed_by_the_data_digest_and_skips_reading_pages(
     def no_read(ctx):
         raise AssertionError("a cache hit must not read the pages table")
 
-    monkeypatch.setattr(pipeline, "read_pages", no_read)
+    monkeypatch.setattr(pipeline.cache, "read_pages", no_read)
     again = pipeline.exploration(ctx)
     assert again.verdict_table().equals(first.verdict_table())
     # other data (another digest) misses the cache and does read the pages
@@ -159,10 +161,6 @@ def test_cached_exploration_is_keyed_by_the_data_digest_and_skips_reading_pages(
         pipeline.exploration(other)
 
 
-@pytest.mark.skipif(
-    not Settings().real_sample_path.is_file(),
-    reason="real sample ../shared/data/real/rec_rl_data_small is absent",
-)
 def test_calibration_compares_every_synthetic_page_and_caches_without_reading(
     tmp_path, monkeypatch
 ):
@@ -176,3 +174,7 @@ def test_calibration_compares_every_synthetic_page_and_caches_without_reading(
 
     monkeypatch.setattr(type(ctx.lake), "read_table", no_read)
     assert pipeline.calibration(ctx).equals(table.reset_index())
+    # without the real sample there is nothing to compare with
+    absent = dataclasses.replace(ctx, settings=ctx.settings.model_copy(
+        update={"real_sample_path": tmp_path / "absent"}))
+    assert pipeline.calibration(absent) is None

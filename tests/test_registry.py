@@ -13,10 +13,12 @@ import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from microsub import contract, registry
+from microsub import contract, pipeline
+from microsub.analysis import features
 from microsub.errors import ContractError, IntegrityError, ObjectNotFoundError
 from microsub.lake import Lake, LocalLake
-from microsub.models import BoostedTreesClassifier, LogisticRegressionGD
+from microsub.models import BoostedTreesClassifier, LogisticRegressionGD, tasks
+from microsub.serve import registry
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,6 @@ def test_plain_params_are_json_values(model) -> None:
 def test_train_stage_registers_the_chosen_and_scratch_models(tmp_path: Path) -> None:
     """`microsub run` trains: the train stage saves models whose cards name the data they were
     trained on, and writes reports/benchmark.json; a second run rewrites nothing."""
-    from microsub import benchmark, features, pipeline
     from microsub.config import Settings
 
     settings = Settings(profile="ci", data_dir=tmp_path / "data", lake=str(tmp_path / "lake"))
@@ -167,8 +168,8 @@ def test_train_stage_registers_the_chosen_and_scratch_models(tmp_path: Path) -> 
 
     # the registered churn model predicts what the benchmark scored
     frame = features.add_features(pipeline.read_pages(ctx).to_pandas())
-    rows = benchmark.split_sessions(frame["session_id"].to_numpy(), result.config, settings.seed)
-    X_test = benchmark.task_data(frame, rows, "churn").X["test"]
+    rows = tasks.split_sessions(frame["session_id"].to_numpy(), result.config, settings.seed)
+    X_test = tasks.task_data(frame, rows, "churn").X["test"]
     model = registry.load_model(ctx.lake, "churn").estimator
     np.testing.assert_allclose(
         model.predict_proba(X_test)[:, 1], result.predictions[result.best["churn"]], atol=1e-12

@@ -87,6 +87,18 @@ def test_deck_is_a_revealjs_project_of_its_own() -> None:
     assert (ROOT / "slides" / config["bibliography"]).resolve() == BIBLIOGRAPHY
 
 
+def test_every_label_is_unique_across_the_book_and_the_deck() -> None:
+    docs = [qmd_harness.parse_qmd(p) for p in DOCUMENTS]
+    problems = qmd_harness.duplicate_labels(docs)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=_name)
+def test_every_figure_and_table_has_a_caption(path: Path) -> None:
+    problems = qmd_harness.caption_problems(qmd_harness.parse_qmd(path))
+    assert not problems, "\n".join(problems)
+
+
 def test_every_bibliography_entry_is_cited() -> None:
     cited = {key for p in DOCUMENTS for key in qmd_harness.citations(qmd_harness.parse_qmd(p))}
     unused = sorted(qmd_harness.bib_keys(BIBLIOGRAPHY) - cited)
@@ -160,15 +172,19 @@ def test_cells_options_and_inline_expressions_are_parsed(tmp_path: Path) -> None
 # --------------------------------------------------------------------------------------------
 @pytest.mark.report
 @pytest.mark.parametrize("path", DOCUMENTS, ids=_name)
-def test_document_executes_and_shows_what_it_promises(path: Path, kernel: str) -> None:
+def test_document_executes_and_shows_what_it_promises(
+    path: Path, kernel: str, book_section_labels: frozenset[str]
+) -> None:
     doc = qmd_harness.parse_qmd(path)
     executed = qmd_harness.execute(doc, kernel_name=kernel, cwd=ROOT)
-    problems = qmd_harness.output_problems(executed)
-    assert not problems, "\n".join(problems)
     assert len(executed.inline_values) == len(doc.inlines)
-    values = zip(doc.inlines, executed.inline_values, strict=True)
-    empty = [e.describe() for e, value in values if not value]
-    assert not empty, f"{_name(path)}: inline expressions without a value: {empty}"
+    sections = book_section_labels if path in BOOK else frozenset()
+    problems = (
+        qmd_harness.output_problems(executed)
+        + qmd_harness.inline_value_problems(executed)
+        + qmd_harness.rendered_reference_problems(executed, sections)
+    )
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.report
@@ -184,6 +200,50 @@ def test_harness_names_the_file_and_cell_that_raise(tmp_path: Path, kernel: str)
     message = str(failure.value)
     assert message.startswith(f"{chapter}: cell {n_cells + 1} "), message
     assert "first line 'total = 1'" in message and "ZeroDivisionError" in message, message
+
+
+def test_checks_catch_duplicate_labels_and_missing_captions(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.qmd", tmp_path / "two.qmd"
+    one.write_text("# One {#sec-one}\n\n```{python}\n#| label: tbl-gates\nx = 1\n```\n")
+    two.write_text(
+        "# Two {#sec-one}\n\n```{python}\n#| label: tbl-gates\n#| tbl-cap: Gates\nx = 1\n```\n"
+    )
+    docs = [qmd_harness.parse_qmd(p) for p in (one, two)]
+    assert qmd_harness.duplicate_labels(docs) == [
+        f"label 'sec-one' is defined 2 times: {one}, {two}",
+        f"label 'tbl-gates' is defined 2 times: {one}, {two}",
+    ]
+    assert qmd_harness.caption_problems(docs[0]) == [
+        f"{one}: cell 1 (line 3), label 'tbl-gates' has no tbl-cap"
+    ]
+    assert qmd_harness.caption_problems(docs[1]) == []
+
+
+@pytest.mark.report
+def test_harness_catches_missing_values_and_references_written_by_code(
+    tmp_path: Path, kernel: str
+) -> None:
+    doc_path = tmp_path / "values.qmd"
+    doc_path.write_text(
+        "# Values {#sec-values}\n\n"
+        "```{python}\nimport math\nfrom IPython.display import Markdown\n"
+        "text = 'as @tbl-nowhere shows'\n```\n\n"
+        "A `{python} math.nan`, a `{python} None`, a `{python} 'n/a'`, a `{python} ''`,\n"
+        "a `{python} f'{math.inf:.1f} pages'`, fine: `{python} 'infinity-free 0.5'`.\n"
+        "Then `{python} text` and `{python} 'see @sec-values'`.\n\n"
+        "```{python}\nMarkdown('As @fig-gone says.')\n```\n"
+    )
+    executed = qmd_harness.execute(qmd_harness.parse_qmd(doc_path), kernel_name=kernel, cwd=ROOT)
+    problems = qmd_harness.inline_value_problems(executed)
+    assert [p.split("`")[1] for p in problems] == [
+        "{python} math.nan",
+        "{python} None",
+        "{python} 'n/a'",
+        "{python} ''",
+        "{python} f'{math.inf:.1f} pages'",
+    ]
+    refs = qmd_harness.rendered_reference_problems(executed)
+    assert [r.split(" writes ")[1].split(",")[0] for r in refs] == ["@tbl-nowhere", "@fig-gone"]
 
 
 @pytest.mark.report

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from microsub.contract import MAX_PAGE_ID
-from microsub.sessions import Sessionizer, SessionState, assign, sessionize
+from microsub.data.sessions import Sessionizer, SessionState, assign, sessionize
 
 
 def pages_table(page_id: list[int], terminal: list[int]) -> pa.Table:

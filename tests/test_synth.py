@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import re
@@ -13,17 +12,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from pydantic import ValidationError
 
-from microsub import features, ingest, synth
+from microsub.analysis import calibration, features
 from microsub.contract import ITEMS_PER_PAGE, MAX_PAGE_ID, OFFICIAL
+from microsub.data import ingest, parse, synth
 from microsub.errors import ConfigError, ContractError
+from microsub.sim import params
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_SAMPLE = ROOT.parent / "shared" / "data" / "real" / "rec_rl_data_small"
-needs_real = pytest.mark.skipif(
-    not REAL_SAMPLE.exists(),
-    reason=f"real sample not found at {REAL_SAMPLE} (the shared data folder is absent)",
-)
+REAL_SAMPLE = ROOT / "data" / "real" / "rec_rl_data_small"
 
 SEED = 20190513
 SMALL = 3_000  # pages: format and determinism tests
@@ -56,7 +54,7 @@ def log_arrays(path: Path) -> dict[str, np.ndarray]:
         "terminal": "done",
     }
     out = {name: pages.column(col).to_numpy().astype(np.int64) for name, col in scalars.items()}
-    for name in ingest.LIST_FIELDS:
+    for name in parse.LIST_FIELDS:
         flat = pc.list_flatten(items.column(name)).to_numpy().astype(np.float64)
         out[name] = flat.reshape(items.num_rows, ITEMS_PER_PAGE)
     out["real"] = ~((out["price"] == 0) & (out["ctr"] == 0) & (out["cvr"] == 0))
@@ -124,15 +122,17 @@ def test_same_seed_same_bytes_and_summary(tmp_path: Path, small) -> None:
     assert again.sha256 == summary.sha256
     assert summary.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert summary.bytes == path.stat().st_size
-    assert summary.params_digest == synth.params_digest(synth.DEFAULT_PARAMS)
+    assert summary.params_digest == params.params_digest(params.DEFAULT_PARAMS)
 
 
 def test_different_seed_or_params_differ(tmp_path: Path, small) -> None:
     path, summary = small
     other = synth.generate(tmp_path / "other.txt", n_pages=SMALL, seed=SEED + 1)
     assert other.sha256 != summary.sha256
-    params = dataclasses.replace(synth.DEFAULT_PARAMS, leave_bounce=0.0)
-    changed = synth.generate(tmp_path / "p.txt", n_pages=SMALL, seed=SEED, params=params)
+    changed_params = params.DEFAULT_PARAMS.replace(leave_bounce=0.0)
+    changed = synth.generate(
+        tmp_path / "p.txt", n_pages=SMALL, seed=SEED, params=changed_params
+    )
     assert changed.sha256 != summary.sha256
     assert changed.params_digest != summary.params_digest
 
@@ -205,14 +205,14 @@ def test_invalid_arguments_raise_config_error(tmp_path: Path) -> None:
         synth.generate(tmp_path / "x.txt", n_pages=0, seed=1)
     with pytest.raises(ConfigError, match="seed"):
         synth.generate(tmp_path / "x.txt", n_pages=10, seed=-1)
-    bad = dataclasses.replace(synth.DEFAULT_PARAMS, purchase_power_probs=(0.5, 0.5))
     with pytest.raises(ConfigError, match="purchase_power_probs"):
-        synth.generate(tmp_path / "x.txt", n_pages=10, seed=1, params=bad)
-    bad = dataclasses.replace(
-        synth.DEFAULT_PARAMS, corr_ctr_cvr=0.99, corr_cvr_price=0.99, corr_ctr_price=-0.99
-    )
+        params.DEFAULT_PARAMS.replace(purchase_power_probs=(0.5, 0.5))
     with pytest.raises(ConfigError, match="corr"):
-        bad.validate()
+        params.DEFAULT_PARAMS.replace(
+            corr_ctr_cvr=0.99, corr_cvr_price=0.99, corr_ctr_price=-0.99
+        )
+    with pytest.raises(ValidationError, match="no_such_coefficient"):
+        params.SynthParams(no_such_coefficient=1.0)
     assert not (tmp_path / "x.txt").exists()
 
 
@@ -293,8 +293,8 @@ def test_number_formats(small_lines) -> None:
 
 
 def test_padding_option(tmp_path: Path) -> None:
-    params = dataclasses.replace(synth.DEFAULT_PARAMS, pad_page_share=0.5)
-    synth.generate(tmp_path / "pad.txt", n_pages=600, seed=2, params=params)
+    padded = params.DEFAULT_PARAMS.replace(pad_page_share=0.5)
+    synth.generate(tmp_path / "pad.txt", n_pages=600, seed=2, params=padded)
     a = log_arrays(tmp_path / "pad.txt")
     real = a["real"]
     padded_pages = ~real.all(axis=1)
@@ -318,10 +318,9 @@ def test_padding_option(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Calibration helper and calibration against the real sample
 # --------------------------------------------------------------------------------------------
-@needs_real
 def test_sample_statistics_of_the_real_sample() -> None:
     """The helper reproduces the README's facts about rec_rl_data_small."""
-    s = synth.sample_statistics(REAL_SAMPLE)
+    s = calibration.sample_statistics(ingest.read_tables(REAL_SAMPLE))
     assert s["pages"] == 100
     assert s["page_id_share_0"] == pytest.approx(0.28)
     assert s["page_id_share_7"] == pytest.approx(0.06)
@@ -340,12 +339,12 @@ def test_sample_statistics_of_the_real_sample() -> None:
 def test_sample_statistics_of_the_tables_equal_those_of_the_file(small, small_lines) -> None:
     path, _ = small
     pages, items = ingested(path)
-    s = synth.sample_statistics(path)
+    s = calibration.sample_statistics(ingest.read_tables(path))
     # any row order, pandas pages: exactly the same numbers
     shuffled = pages.to_pandas().sample(frac=1.0, random_state=0)
-    assert synth.sample_statistics_of(shuffled, items.take(np.arange(SMALL)[::-1])) == s
-    head = synth.sample_statistics(path, max_pages=1000)
-    assert head == synth.sample_statistics_of(pages.slice(0, 1000), items.slice(0, 1000))
+    assert calibration.sample_statistics_of(shuffled, items.take(np.arange(SMALL)[::-1])) == s
+    head = calibration.sample_statistics(ingest.read_tables(path), max_pages=1000)
+    assert head == calibration.sample_statistics_of(pages.slice(0, 1000), items.slice(0, 1000))
     assert head["pages"] == 1000 and s["pages"] == SMALL
     # CTR/CVR are the logged decimals (items stores float32), as a float64 parser reads them
     for name, col in (("ctr", OFFICIAL.ctr), ("cvr", OFFICIAL.cvr)):
@@ -353,10 +352,9 @@ def test_sample_statistics_of_the_tables_equal_those_of_the_file(small, small_li
         for q in (0.05, 0.50, 0.95):
             assert s[f"{name}_p{round(q * 100):02d}"] == np.quantile(logged, q), (name, q)
     with pytest.raises(ContractError, match="same lines"):
-        synth.sample_statistics_of(pages, items.slice(1))
+        calibration.sample_statistics_of(pages, items.slice(1))
 
 
-@needs_real
 def test_calibration_against_the_real_sample(ci_file: Path) -> None:
     """Synthetic statistics (20k pages) within tolerances of the real sample's.
 
@@ -366,7 +364,11 @@ def test_calibration_against_the_real_sample(ci_file: Path) -> None:
     items, about 6 % on the median price). Tolerances are about 2.5-4 standard errors; profile
     shares (14 users) are not compared.
     """
-    table = synth.calibration_table(REAL_SAMPLE, ci_file).set_index("statistic")
+    table = calibration.calibration_comparison(
+        calibration.sample_statistics(ingest.read_tables(REAL_SAMPLE)),
+        calibration.sample_statistics(ingest.read_tables(ci_file)),
+        rows=None,
+    ).set_index("statistic")
     real, syn = table["real"], table["synthetic"]
 
     def rel(name: str) -> float:

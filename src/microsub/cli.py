@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
@@ -33,6 +33,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from microsub import contract, pipeline
+from microsub.config import Settings, get_settings
+from microsub.errors import ConfigError, MicrosubError
+from microsub.lake import open_lake
+from microsub.progress import LineProgress, ProgressFactory
+from microsub.serve import registry
 
 app = typer.Typer(
     name="microsub",
@@ -64,12 +71,7 @@ LakeOpt = Annotated[
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed [env MICROSUB_SEED]")]
 
 
-def _settings(**overrides: Any):  # noqa: ANN202 - Settings, imported lazily
-    from pydantic import ValidationError
-
-    from microsub.config import get_settings
-    from microsub.errors import ConfigError
-
+def _settings(**overrides: Any) -> Settings:
     try:
         return get_settings(**overrides)
     except ValidationError as exc:
@@ -86,8 +88,6 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from microsub.errors import MicrosubError
-
         try:
             return func(*args, **kwargs)
         except MicrosubError as exc:
@@ -101,8 +101,16 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
-def _bars() -> Iterator[Callable[[str, int | None], Any]]:
-    """A Rich progress display; yields a factory of tasks (see pipeline.ProgressFactory)."""
+def _bars() -> Iterator[ProgressFactory]:
+    """Progress of the tasks in the block: Rich bars on a terminal, plain lines in a log.
+
+    Yields a :data:`~microsub.progress.ProgressFactory`. Piped to a file, Rich would keep every
+    redraw of a bar, squeezed to the log's width; :class:`~microsub.progress.LineProgress`
+    writes whole lines instead.
+    """
+    if not err_console.is_terminal:
+        yield LineProgress(lambda line: err_console.print(line, highlight=False, soft_wrap=True))
+        return
     with Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -126,19 +134,6 @@ def _bars() -> Iterator[Callable[[str, int | None], Any]]:
         yield task
 
 
-@contextmanager
-def _byte_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    ) as bars:
-        tid = bars.add_task(description, total=total)
-        yield lambda n: bars.advance(tid, n)
-
-
 @app.command()
 @_friendly
 def generate(
@@ -150,8 +145,6 @@ def generate(
     out: Annotated[Path | None, typer.Option("--out", help="file to write (.gz for gzip)")] = None,
 ) -> None:
     """Write a synthetic raw log in the official 15-column format."""
-    from microsub import pipeline
-
     settings = _settings(profile=profile, seed=seed)
     n_pages = pages or settings.data_profile.n_pages
     if out is None:
@@ -178,12 +171,7 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="ingest even if up to date")] = False,
 ) -> None:
     """Parse a raw log into the lake: pages, item lists, quarantine, with a reconciliation."""
-    from microsub import pipeline
-    from microsub.lake import open_lake
-
     if not path.is_file():
-        from microsub.errors import ConfigError
-
         raise ConfigError(f"no file at {str(path)!r}; give the path of the raw log to ingest")
     settings = _settings(lake=lake, raw_path=path)
     store = open_lake(settings)
@@ -210,8 +198,6 @@ def _print_reconciliation(report: dict[str, Any], location: str) -> None:
 @_friendly
 def lake_ls(lake: LakeOpt = None) -> None:
     """List the committed datasets of the lake with their rows and parts."""
-    from microsub.lake import open_lake
-
     store = open_lake(_settings(lake=lake))
     manifests = store.datasets()
     if not manifests:
@@ -241,8 +227,6 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="redo every stage")] = False,
 ) -> None:
     """Run the pipeline: generate (if needed), ingest, then every later stage."""
-    from microsub import pipeline
-
     settings = _settings(profile=profile, lake=lake, raw_path=raw, seed=seed)
     with _bars() as task:
         ctx = pipeline.run(settings, force=force, progress=task)
@@ -257,10 +241,8 @@ def run(
     _print_outputs(ctx)
 
 
-def _print_outputs(ctx: Any) -> None:
+def _print_outputs(ctx: pipeline.Context) -> None:
     """What the later stages left in the lake: the findings and the registered models."""
-    from microsub import contract, registry
-
     lake = ctx.lake
     if lake.exists(contract.BUCKET_REPORTS, "findings.yaml"):
         console.print(f"findings: {contract.BUCKET_REPORTS}/findings.yaml")

@@ -19,7 +19,7 @@ variable                    meaning
                             ``s3://HOST:PORT``
 ``MICROSUB_RAW_PATH``       a real log to ingest instead of the synthetic one
 ``MICROSUB_REAL_SAMPLE_PATH``  the 100-page real sample the generator is calibrated against
-                            (default ``../shared/data/real/rec_rl_data_small``)
+                            (default ``data/real/rec_rl_data_small``, shipped with the project)
 ``MICROSUB_S3_ACCESS_KEY``  S3 access key (required for an ``s3://`` lake)
 ``MICROSUB_S3_SECRET_KEY``  S3 secret key (required for an ``s3://`` lake)
 ``MICROSUB_S3_SECURE``      ``1`` to talk TLS to the S3 server
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     lake: str = "data/lake"
     raw_path: Path | None = None
-    real_sample_path: Path = Path("../shared/data/real/rec_rl_data_small")
+    real_sample_path: Path = Path("data/real/rec_rl_data_small")
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     s3_secure: bool = False

@@ -24,6 +24,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import joblib
+import numpy
+import sklearn
+
 from microsub import __version__, contract
 from microsub.errors import ContractError, IntegrityError, ObjectNotFoundError
 from microsub.lake import Lake, plain_json
@@ -57,9 +61,6 @@ def _check_name(name: str) -> str:
 
 def _versions() -> dict[str, str]:
     """Versions of the packages a pickled model depends on."""
-    import joblib
-    import numpy
-    import sklearn
 
     return {
         "microsub": __version__,
@@ -89,7 +90,6 @@ def serialise(estimator: Any) -> bytes:
     bytes are therefore taken after one round trip, a fixed point: the same model always gives
     the same bytes, and saving it again is recognised as no change.
     """
-    import joblib
 
     def dump(obj: Any) -> bytes:
         buffer = io.BytesIO()
@@ -220,7 +220,6 @@ def load_model(lake: Lake, name: str) -> RegisteredModel:
         ObjectNotFoundError: no such model, or its bytes are missing.
         IntegrityError: the bytes do not match the card's size or sha256.
     """
-    import joblib
 
     card = read_card(lake, name)
     artifact = card["artifact"]

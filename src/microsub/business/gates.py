@@ -13,6 +13,8 @@ from typing import Literal
 
 import pandas as pd
 
+from microsub.models.benchmark import BenchmarkResult
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -139,3 +141,26 @@ def evaluate_gates(
 def gates_as_records() -> list[dict]:
     """The gates as plain dicts (for the findings document)."""
     return [asdict(g) for g in GATES]
+
+
+#: Gates the model benchmark measures (on the best churn model's test sessions).
+BENCHMARK_GATE_KEYS = ("roc_auc", "precision_at_20")
+
+
+def benchmark_gates(result: BenchmarkResult) -> pd.DataFrame:
+    """The gates the benchmark measures, for its best churn model, with the session-bootstrap
+    intervals of :attr:`BenchmarkResult.uncertainty`.
+
+    Returns:
+        :func:`evaluate_gates` rows plus ``model`` (first column), ``ci_low`` and ``ci_high``.
+    """
+    key = result.best["churn"]
+    row = result.metrics.set_index("key").loc[key]
+    gates = evaluate_gates(
+        {k: float(row[k]) for k in BENCHMARK_GATE_KEYS}, keys=BENCHMARK_GATE_KEYS
+    )
+    ci = result.uncertainty.set_index("metric")
+    gates.insert(0, "model", key)
+    gates["ci_low"] = [float(ci.loc[k, "ci_low"]) for k in gates["key"]]
+    gates["ci_high"] = [float(ci.loc[k, "ci_high"]) for k in gates["key"]]
+    return gates

@@ -1,0 +1,1 @@
+"""The business case: success gates (:mod:`.gates`)."""

@@ -1,0 +1,84 @@
+"""How numbers read in prose, tables and the command line: one formatter for the package.
+
+The book, the deck, the findings document's summaries and the CLI print numbers through these
+functions, so one quantity always reads the same way: three significant digits, thousands
+separators, percentages with a percent sign, money with its currency, never scientific
+notation, and ``"n/a"`` for a value that does not exist (None, NaN, infinite).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: What a missing or non-finite number reads as.
+MISSING = "n/a"
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def format_number(x: Any) -> str:
+    """A number for prose and tables: 0.00197, 0.877, 1.203, 39.95, 2,412 (:data:`MISSING` for
+    None, NaN, inf)."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    if value != 0 and abs(value) < 0.001:
+        return f"{value:.1e}"
+    if abs(value) < 0.1:
+        return f"{value:.3g}"
+    if abs(value) < 10:
+        return f"{value:.3f}"
+    if abs(value) < 100:
+        return f"{value:.2f}"
+    return f"{value:,.0f}"
+
+
+def format_percent(x: Any, digits: int = 3, *, signed: bool = False) -> str:
+    """A share as a percentage with ``digits`` significant digits: 0.2515 -> "25.2 %",
+    0.0042 -> "0.420 %" (``signed``: "+25.2 %" / "-3.10 %")."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    text = format_number(value * 100) + " %"
+    return f"+{text}" if signed and value > 0 else text
+
+
+def format_money(x: Any, currency: str = "Yuan", digits: int = 3) -> str:
+    """An amount with its currency: "39.9 Yuan", "$50,000", "$1.23M" for millions.
+
+    Dollars are written with a leading ``$``; other currencies follow the number.
+    """
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    scaled, suffix = value, ""
+    if abs(value) >= 1e9:
+        scaled, suffix = value / 1e9, "B"
+    elif abs(value) >= 1e6:
+        scaled, suffix = value / 1e6, "M"
+    number = format_number(scaled) + suffix
+    if currency == "$":
+        return f"-${number[1:]}" if number.startswith("-") else f"${number}"
+    return f"{number} {currency}"
+
+
+def format_interval(estimate: Any, low: Any, high: Any, *, level: float = 0.95,
+                    formatter: Any = format_number) -> str:
+    """``"1.13 (95 % CI 1.12 to 1.14)"``: an estimate and its interval, for prose."""
+    if _finite(estimate) is None:
+        return "not estimable"
+    pct = round(level * 100)
+    return f"{formatter(estimate)} ({pct} % CI {formatter(low)} to {formatter(high)})"
+
+
+def format_count(n: Any) -> str:
+    """A count with thousands separators: 20,000."""
+    value = _finite(n)
+    return MISSING if value is None else f"{round(value):,}"

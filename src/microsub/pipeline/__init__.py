@@ -1,0 +1,46 @@
+"""The pipeline: raw log → lake → exploration → models, and the cached results the book reads.
+
+Stages, each idempotent (it does nothing when its output in the lake is already up to date):
+
+1. ``raw`` (:mod:`.raw`): the input log, real or synthetic (generated once and reused);
+2. ``ingest`` (:mod:`.ingest`): the raw log into the lake (pages, items, quarantine);
+3. ``explore`` (:mod:`.explore`): hypotheses, survival, audit -> ``reports/findings.yaml``;
+4. ``train`` (:mod:`.train`): models, registry, ``reports/benchmark.json``.
+
+:mod:`.run` chains them (:data:`STAGES`); :mod:`.context` and :mod:`.cache` hold what they
+share.
+
+The book and the deck call :func:`context`, which runs whatever is missing and hands back the
+lake and the pages manifest; expensive analyses go through :func:`cached`, a joblib cache keyed
+by the digest of the data they read, so the chapters and the deck share work within a render and
+a new dataset invalidates it.
+"""
+
+from __future__ import annotations
+
+from microsub.pipeline.cache import cached, code_digest
+from microsub.pipeline.context import Context, read_pages
+from microsub.pipeline.explore import calibration, exploration
+from microsub.pipeline.ingest import ingest_raw
+from microsub.pipeline.raw import RawInput, generate_synthetic, prepare_raw
+from microsub.pipeline.run import STAGES, context, run
+from microsub.pipeline.train import benchmark, benchmark_report, registry_names
+
+__all__ = [
+    "STAGES",
+    "Context",
+    "RawInput",
+    "benchmark",
+    "benchmark_report",
+    "cached",
+    "calibration",
+    "code_digest",
+    "context",
+    "exploration",
+    "generate_synthetic",
+    "ingest_raw",
+    "prepare_raw",
+    "read_pages",
+    "registry_names",
+    "run",
+]

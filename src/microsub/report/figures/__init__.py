@@ -1,0 +1,53 @@
+"""Figures of the book and the deck: results in, a matplotlib ``Figure`` out.
+
+One function per figure; :mod:`.base` holds the shared look, :mod:`.explore` the figures of the
+exploration, :mod:`.models` those of the model benchmark.
+"""
+
+from __future__ import annotations
+
+from microsub.report.figures.base import COLORS, WIDTH, style
+from microsub.report.figures.explore import (
+    class_balance,
+    correlation_heatmap,
+    engagement,
+    fatigue,
+    hour_of_day,
+    item_mix,
+    purchase_power,
+    purchase_reset,
+    reward_distribution,
+    survival_curves,
+    verdicts,
+)
+from microsub.report.figures.models import (
+    calibration_curves,
+    confusion_matrices,
+    convergence_curves,
+    model_comparison,
+    pr_curves,
+    roc_curves,
+)
+
+__all__ = [
+    "COLORS",
+    "WIDTH",
+    "calibration_curves",
+    "class_balance",
+    "confusion_matrices",
+    "convergence_curves",
+    "correlation_heatmap",
+    "engagement",
+    "fatigue",
+    "hour_of_day",
+    "item_mix",
+    "model_comparison",
+    "pr_curves",
+    "purchase_power",
+    "purchase_reset",
+    "reward_distribution",
+    "roc_curves",
+    "style",
+    "survival_curves",
+    "verdicts",
+]

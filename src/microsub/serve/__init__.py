@@ -1,0 +1,1 @@
+"""Serving the models: the model registry (:mod:`.registry`)."""
