@@ -1,7 +1,7 @@
-"""Speed and memory of :func:`microsub.ingest.ingest` against a naive per-line parser.
+"""Speed and memory of :func:`microsub.data.ingest.ingest` against a naive per-line parser.
 
 Writes official-format logs of two sizes (default 20k and 100k pages, 5x apart) with
-:func:`microsub.synth.generate`, then, for each file, measures in a fresh subprocess each
+:func:`microsub.data.synth.generate`, then, for each file, measures in a fresh subprocess each
 
 - ``ingest``: the streaming, vectorised parser with sessions, items and contract conformance
   (``sink=None``: tables are built and dropped, as the pipeline's sink would store them), for
@@ -93,7 +93,7 @@ def _child(method: str, path: Path, batch_mb: int) -> None:
     # pipeline has pandas loaded anyway, so both methods start with it loaded.
     import pandas  # noqa: F401
 
-    from microsub.ingest import ingest
+    from microsub.data.ingest import ingest
 
     rss_imports = _peak_rss_mb()
     start = time.perf_counter()
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         _child(method, Path(path), int(batch_mb))
         return
 
-    from microsub.synth import generate
+    from microsub.data.synth import generate
 
     rows = []
     for n_pages in args.pages:

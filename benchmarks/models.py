@@ -37,7 +37,7 @@ hour on the circle, item-mix rates and log prices), a churn label and a page-val
 ``full``, 1.5M pages): the synthetic log is generated and ingested into ``--workdir`` (reused
 when up to date), and the pages are turned into the ``churn`` feature set (pages with a known
 outcome, target ``done``: the logistic rows) and the ``value`` set (every page, target
-``reward``: the ``linear raw (value set)`` row), as :mod:`microsub.benchmark` does::
+``reward``: the ``linear raw (value set)`` row), as :mod:`microsub.models.benchmark` does::
 
     .venv/bin/python benchmarks/models.py --source lake --profile full --workdir /tmp/fullprofile
 """
@@ -339,10 +339,10 @@ def lake_design(
 
     The synthetic log of ``profile`` is generated and ingested into a local lake under
     ``workdir`` (``data/`` and ``lake/``; both are reused when up to date), then the pages are
-    read through their manifest and turned into the feature sets of :mod:`microsub.features`,
-    as :mod:`microsub.benchmark` does: churn on the ``"churn"`` set for the pages whose outcome
-    is known (target ``done``), value on the ``"value"`` set for every page (target
-    ``reward``).
+    read through their manifest and turned into the feature sets of
+    :mod:`microsub.analysis.features`, as :mod:`microsub.models.benchmark` does: churn on the
+    ``"churn"`` set for the pages whose outcome is known (target ``done``), value on the
+    ``"value"`` set for every page (target ``reward``).
 
     Returns:
         ``X_churn`` ``(n_c, d_c)``, ``done`` ``(n_c,)``, ``X_value`` ``(n, d_v)``, ``reward``

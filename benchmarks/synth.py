@@ -1,4 +1,4 @@
-"""Speed and memory of the synthetic log generator (microsub.synth.generate).
+"""Speed and memory of the synthetic log generator (microsub.data.synth.generate).
 
 Each case runs in a fresh Python process, so its peak RSS is its own (``os.wait4``); times are
 medians over ``--repeats`` runs. The baseline, measured in the same run, formats the pages of one
@@ -110,7 +110,7 @@ def main() -> None:
                 Path(out).unlink()
 
     version = sys.version.split()[0]
-    print(f"microsub.synth benchmark: median of {args.repeats} runs, python {version}")
+    print(f"microsub.data.synth benchmark: median of {args.repeats} runs, python {version}")
     header = (
         f"{'case':<44}{'pages':>9}{'median s':>10}{'pages/s':>10}{'MB out':>9}"
         f"{'MB/s':>8}{'peak RSS MB':>13}{'ratio':>8}"
