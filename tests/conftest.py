@@ -353,3 +353,27 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "local":
         return LocalLake(tmp_path / "lake")
     return request.getfixturevalue("s3_lake")
+
+
+# =============================================================================================
+# A small synthetic log, ingested — fixture `session_tables`
+#
+# The simulator tests need logged pages and their items; one seeded log of the default
+# generator serves them all (about 12,000 pages, 3,000 sessions).
+# =============================================================================================
+@dataclass(frozen=True)
+class SessionTables:
+    """Pages (pandas) and items (Arrow) of a small synthetic log, in line order."""
+
+    pages: object
+    items: object
+
+
+@pytest.fixture(scope="session")
+def session_tables(tmp_path_factory: pytest.TempPathFactory) -> SessionTables:
+    from microsub.data import ingest, synth
+
+    path = tmp_path_factory.mktemp("session-tables") / "log.txt"
+    synth.generate(path, n_pages=12_000, seed=11)
+    tables = ingest.read_tables(path)
+    return SessionTables(tables.pages.to_pandas(), tables.items)

@@ -39,6 +39,8 @@ FLOORS = {
     "microsub.sim.vector": 4,
     "microsub.sim.policies": 4,
     "microsub.sim.evaluate": 4,
+    "microsub.sim.study": 4,
+    "microsub.sim.store": 4,
     "microsub.business": 4,
     "microsub.serve": 4,
     "microsub.pipeline": 5,

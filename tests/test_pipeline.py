@@ -178,3 +178,33 @@ def test_calibration_compares_every_synthetic_page_and_caches_without_reading(
     absent = dataclasses.replace(ctx, settings=ctx.settings.model_copy(
         update={"real_sample_path": tmp_path / "absent"}))
     assert pipeline.calibration(absent) is None
+
+
+def test_simulate_stage_stores_simulators_and_the_report(tmp_path, monkeypatch):
+    import gymnasium as gym
+
+    import microsub.sim
+
+    settings = _settings(tmp_path, sim_sessions=1000)
+    ctx = pipeline.run(settings, stages=("simulate",))
+    report = ctx.lake.get_json(contract.BUCKET_REPORTS, "simulation.json")
+    policies = pd.DataFrame(report["tables"]["policies"])
+    assert (policies["sessions"] == 1000).all()
+    assert set(policies["simulator"]) == {"A", "B", "truth"}  # synthetic default data
+    assert report["truth"] == {"available": True, "reason": ""}
+    assert report["data"]["digest"] == ctx.data_digest
+    for fit in ("all", "A", "B"):
+        assert ctx.lake.exists(contract.BUCKET_MODELS, f"simulator/{fit}/chain.json")
+    # the registered environment loads the stored simulator of these settings
+    monkeypatch.setenv("MICROSUB_LAKE", settings.lake)
+    env = gym.make(microsub.sim.ENV_ID)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (7,)
+    # a second run reads the study from the cache, not the datasets
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("a cache hit must not read the lake's datasets")
+
+    monkeypatch.setattr(type(ctx.lake), "read_table", no_read)
+    again = pipeline.simulation(ctx)
+    assert again.policies.equals(pipeline.simulation(ctx).policies)

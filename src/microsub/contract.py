@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from microsub.errors import ContractError
 
@@ -258,3 +260,20 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             raise ContractError(f"column {f.name!r} holds {col.null_count} nulls; allowed: none")
         columns.append(col)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def item_matrix(items: pa.Table, name: str) -> np.ndarray:
+    """The ``(pages, 50)`` matrix of the items table's list column ``name``, in the lists'
+    value type (float32 CTR/CVR, float64 prices and amounts, int8 flags, int16 positions).
+
+    Raises:
+        ContractError: the column holds null lists or a list that is not 50 long.
+    """
+    column = items.column(name)
+    values = pc.list_flatten(column)
+    if column.null_count or len(values) != items.num_rows * ITEMS_PER_PAGE:
+        raise ContractError(
+            f"items column {name!r} holds {len(values)} values and {column.null_count} null "
+            f"lists over {items.num_rows} pages; expected {ITEMS_PER_PAGE} values per page"
+        )
+    return values.to_numpy().reshape(items.num_rows, ITEMS_PER_PAGE)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from microsub.contract import (
     ITEMS_PER_PAGE,
+    item_matrix,
 )
 from microsub.data.ingest import Tables
 from microsub.errors import ContractError
@@ -240,18 +241,10 @@ def _item_matrix(items: pa.Table, name: str) -> np.ndarray:
     Raises:
         ContractError: the column holds null lists or a list is not 50 long.
     """
-    column = items.column(name)
-    values = pc.list_flatten(column)
-    if column.null_count or len(values) != items.num_rows * ITEMS_PER_PAGE:
-        raise ContractError(
-            f"items column {name!r} holds {len(values)} values and {column.null_count} null "
-            f"lists over {items.num_rows} pages; expected {ITEMS_PER_PAGE} values per page"
-        )
-    if pa.types.is_float32(values.type):
-        flat = _logged_decimals(values)
-    else:
-        flat = values.to_numpy().astype(np.float64)
-    return flat.reshape(items.num_rows, ITEMS_PER_PAGE)
+    matrix = item_matrix(items, name)
+    if matrix.dtype == np.float32:
+        return _logged_decimals(pa.array(matrix.ravel())).reshape(matrix.shape)
+    return matrix.astype(np.float64)
 
 
 def _logged_decimals(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

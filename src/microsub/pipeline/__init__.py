@@ -5,7 +5,8 @@ Stages, each idempotent (it does nothing when its output in the lake is already 
 1. ``raw`` (:mod:`.raw`): the input log, real or synthetic (generated once and reused);
 2. ``ingest`` (:mod:`.ingest`): the raw log into the lake (pages, items, quarantine);
 3. ``explore`` (:mod:`.explore`): hypotheses, survival, audit -> ``reports/findings.yaml``;
-4. ``train`` (:mod:`.train`): models, registry, ``reports/benchmark.json``.
+4. ``train`` (:mod:`.train`): models, registry, ``reports/benchmark.json``;
+5. ``simulate`` (:mod:`.simulate`): the session simulator, policies, ``reports/simulation.json``.
 
 :mod:`.run` chains them (:data:`STAGES`); :mod:`.context` and :mod:`.cache` hold what they
 share.
@@ -24,6 +25,7 @@ from microsub.pipeline.explore import calibration, exploration
 from microsub.pipeline.ingest import ingest_raw
 from microsub.pipeline.raw import RawInput, generate_synthetic, prepare_raw
 from microsub.pipeline.run import STAGES, context, run
+from microsub.pipeline.simulate import simulation
 from microsub.pipeline.train import benchmark, benchmark_report, registry_names
 
 __all__ = [
@@ -43,4 +45,5 @@ __all__ = [
     "read_pages",
     "registry_names",
     "run",
+    "simulation",
 ]

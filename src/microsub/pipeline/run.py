@@ -11,6 +11,7 @@ from microsub.pipeline.context import Context
 from microsub.pipeline.explore import explore_stage
 from microsub.pipeline.ingest import ingest_raw
 from microsub.pipeline.raw import prepare_raw
+from microsub.pipeline.simulate import simulate_stage
 from microsub.pipeline.train import train_stage
 from microsub.progress import ProgressFactory, quiet
 
@@ -20,6 +21,7 @@ Stage = Callable[[Context, ProgressFactory, bool], Any]
 STAGES: dict[str, Stage] = {
     "explore": explore_stage,
     "train": train_stage,
+    "simulate": simulate_stage,
 }
 
 

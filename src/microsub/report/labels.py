@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-
-    pass
-
-
 #: Readable names of pages-table and feature columns, for axes and heatmaps.
 LABELS = {
     "action_page_id": "page depth",

@@ -1,7 +1,7 @@
 """Figures of the book and the deck: results in, a matplotlib ``Figure`` out.
 
 One function per figure; :mod:`.base` holds the shared look, :mod:`.explore` the figures of the
-exploration, :mod:`.models` those of the model benchmark.
+exploration, :mod:`.models` those of the model benchmark, :mod:`.sim` those of the simulator.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from microsub.report.figures.models import (
     pr_curves,
     roc_curves,
 )
+from microsub.report.figures.sim import policy_values, sim_gap, slot_curve, validation
 
 __all__ = [
     "COLORS",
@@ -42,12 +43,16 @@ __all__ = [
     "hour_of_day",
     "item_mix",
     "model_comparison",
+    "policy_values",
     "pr_curves",
     "purchase_power",
     "purchase_reset",
     "reward_distribution",
     "roc_curves",
+    "sim_gap",
+    "slot_curve",
     "style",
     "survival_curves",
+    "validation",
     "verdicts",
 ]

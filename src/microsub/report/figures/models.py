@@ -240,9 +240,14 @@ def model_comparison(
         for yi, v in zip(y, times, strict=True):
             right.text(v, yi, f" {v:.2g}", va="center", fontsize=8)
 
-        right.legend(handles=[Patch(facecolor="white", edgecolor="black", label="scratch"),
-                              Patch(facecolor="white", edgecolor="black", hatch="//",
-                                    label="scikit-learn")], loc="lower right", fontsize=8)
+        right.legend(
+            handles=[
+                Patch(facecolor="white", edgecolor="black", label="scratch"),
+                Patch(facecolor="white", edgecolor="black", hatch="//", label="scikit-learn"),
+            ],
+            loc="lower right",
+            fontsize=8,
+        )
         left.set_title("Score")
         right.set_title("Fit time")
     return fig
