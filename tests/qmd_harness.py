@@ -278,21 +278,17 @@ def citations(doc: QmdDocument) -> list[str]:
     return keys
 
 
-def cross_reference_problems(doc: QmdDocument, section_labels: Iterable[str] = ()) -> list[str]:
-    """References without their label: in the same document, or for ``@sec-`` also among
-    ``section_labels`` (the book's section ids, when ``doc`` is part of the book)."""
-    known_sections = set(section_labels)
-    problems = []
-    for label in cross_references(doc):
-        if label in doc.labels or (label.startswith("sec-") and label in known_sections):
-            continue
-        where = (
-            "in this document or any chapter"
-            if label.startswith("sec-") and known_sections
-            else "in this document"
-        )
-        problems.append(f"{doc.path}: @{label} refers to a label defined nowhere {where}")
-    return problems
+def cross_reference_problems(doc: QmdDocument, book_labels: Iterable[str] = ()) -> list[str]:
+    """References without their label: in the same document, or among ``book_labels`` (every
+    label of the book, when ``doc`` is one of its chapters: Quarto resolves a book's cross
+    references across chapters)."""
+    known = set(book_labels)
+    where = "in this document or any chapter" if known else "in this document"
+    return [
+        f"{doc.path}: @{label} refers to a label defined nowhere {where}"
+        for label in cross_references(doc)
+        if label not in doc.labels and label not in known
+    ]
 
 
 def citation_problems(doc: QmdDocument, keys: Iterable[str]) -> list[str]:
@@ -515,11 +511,11 @@ def rendered_texts(executed: ExecutedDocument) -> list[tuple[str, str]]:
 
 
 def rendered_reference_problems(
-    executed: ExecutedDocument, section_labels: Iterable[str] = ()
+    executed: ExecutedDocument, book_labels: Iterable[str] = ()
 ) -> list[str]:
     """Cross-references written by the code (in an inline value or a Markdown output) whose
     label is defined nowhere: the static check of the prose cannot see them."""
-    known = set(executed.doc.labels) | set(section_labels)
+    known = set(executed.doc.labels) | set(book_labels)
     problems = []
     for where, text in rendered_texts(executed):
         for label in CROSS_REFERENCE.findall(text):

@@ -52,7 +52,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, report_env: dict[str, str])
 
 
 @pytest.fixture(scope="module")
-def book_section_labels() -> frozenset[str]:
+def book_labels() -> frozenset[str]:
     return frozenset().union(*(qmd_harness.parse_qmd(p).labels for p in BOOK))
 
 
@@ -109,10 +109,10 @@ def test_every_bibliography_entry_is_cited() -> None:
 # References and citations, document by document (no kernel)
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", DOCUMENTS, ids=_name)
-def test_cross_references_resolve(path: Path, book_section_labels: frozenset[str]) -> None:
+def test_cross_references_resolve(path: Path, book_labels: frozenset[str]) -> None:
     doc = qmd_harness.parse_qmd(path)
-    sections = book_section_labels if path in BOOK else frozenset()
-    problems = qmd_harness.cross_reference_problems(doc, sections)
+    known = book_labels if path in BOOK else frozenset()
+    problems = qmd_harness.cross_reference_problems(doc, known)
     assert not problems, "\n".join(problems)
 
 
@@ -135,7 +135,7 @@ def test_checks_catch_a_missing_label_and_a_missing_key(tmp_path: Path) -> None:
     )
     doc = qmd_harness.parse_qmd(doc_path)
 
-    refs = qmd_harness.cross_reference_problems(doc, section_labels={"sec-problem"})
+    refs = qmd_harness.cross_reference_problems(doc, book_labels={"sec-problem"})
     assert len(refs) == 1 and "@fig-nowhere" in refs[0] and str(doc_path) in refs[0], refs
     alone = qmd_harness.cross_reference_problems(doc)  # not part of the book: @sec-problem fails
     assert sorted(p.split("@")[1].split()[0] for p in alone) == ["fig-nowhere", "sec-problem"]
@@ -173,16 +173,16 @@ def test_cells_options_and_inline_expressions_are_parsed(tmp_path: Path) -> None
 @pytest.mark.report
 @pytest.mark.parametrize("path", DOCUMENTS, ids=_name)
 def test_document_executes_and_shows_what_it_promises(
-    path: Path, kernel: str, book_section_labels: frozenset[str]
+    path: Path, kernel: str, book_labels: frozenset[str]
 ) -> None:
     doc = qmd_harness.parse_qmd(path)
     executed = qmd_harness.execute(doc, kernel_name=kernel, cwd=ROOT)
     assert len(executed.inline_values) == len(doc.inlines)
-    sections = book_section_labels if path in BOOK else frozenset()
+    known = book_labels if path in BOOK else frozenset()
     problems = (
         qmd_harness.output_problems(executed)
         + qmd_harness.inline_value_problems(executed)
-        + qmd_harness.rendered_reference_problems(executed, sections)
+        + qmd_harness.rendered_reference_problems(executed, known)
     )
     assert not problems, "\n".join(problems)
 

@@ -25,6 +25,7 @@ variable                    meaning
 ``MICROSUB_S3_SECURE``      ``1`` to talk TLS to the S3 server
 ``MICROSUB_MAX_QUARANTINE_SHARE``  largest share of malformed lines an ingest accepts
 ``MICROSUB_SIM_SESSIONS``   simulated sessions per policy and simulator (default 10,000)
+``MICROSUB_BUSINESS_CONFIG``  a business.yaml of your own (default: the packaged one)
 ==========================  =================================================================
 """
 
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
     max_quarantine_share: float = Field(default=0.01, ge=0.0, le=1.0)
     # 16 MiB: the same throughput as 64 MiB at half the peak memory (benchmarks/ingest.py)
     ingest_batch_bytes: int = Field(default=16 * 2**20, ge=2**16)
+    business_config: Path | None = None
     sim_sessions: int = Field(
         default=10_000, ge=100, description="simulated sessions per policy and simulator"
     )

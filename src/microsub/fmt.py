@@ -50,10 +50,11 @@ def format_percent(x: Any, digits: int = 3, *, signed: bool = False) -> str:
     return f"+{text}" if signed and value > 0 else text
 
 
-def format_money(x: Any, currency: str = "Yuan", digits: int = 3) -> str:
+def format_money(x: Any, currency: str = "Yuan", digits: int = 3, *, compact: bool = False) -> str:
     """An amount with its currency: "39.9 Yuan", "$50,000", "$1.23M" for millions.
 
-    Dollars are written with a leading ``$``; other currencies follow the number.
+    Dollars are written with a leading ``$``; other currencies follow the number. ``compact``
+    (axis ticks) also shortens thousands: "$200k".
     """
     value = _finite(x)
     if value is None:
@@ -63,7 +64,10 @@ def format_money(x: Any, currency: str = "Yuan", digits: int = 3) -> str:
         scaled, suffix = value / 1e9, "B"
     elif abs(value) >= 1e6:
         scaled, suffix = value / 1e6, "M"
-    number = format_number(scaled) + suffix
+    elif compact and abs(value) >= 1e3:
+        scaled, suffix = value / 1e3, "k"
+    # axis ticks are round numbers: no trailing zeros there
+    number = (f"{scaled:,.3g}" if compact else format_number(scaled)) + suffix
     if currency == "$":
         return f"-${number[1:]}" if number.startswith("-") else f"${number}"
     return f"{number} {currency}"

@@ -293,6 +293,16 @@ class SessionModels:
         w = self.leave.weights
         return np.array([self.purchase.weights[-1], self.amount.weights[-1], w[-3], w[-2], w[-1]])
 
+    def leave_probability(
+        self, x_pre: np.ndarray, engagement: np.ndarray, bought: np.ndarray, value: np.ndarray
+    ) -> np.ndarray:
+        """P(leave) of pages whose outcome is known: ``sigmoid(x_post w_l + b_l)`` with
+        ``x_post = [x_pre, ln(1 + e), bought, ln(1 + v)]``, shape ``(n,)``."""
+        x_post = np.column_stack(
+            [x_pre, np.log1p(engagement), np.asarray(bought, float), np.log1p(value)]
+        )
+        return _sigmoid(self.leave(x_post))
+
     def expected_value(self, x_pre: np.ndarray) -> np.ndarray:
         """Expected Yuan of a page, ``(n,)``: P(buy | typical engagement) x E[amount].
 

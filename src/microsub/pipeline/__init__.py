@@ -6,7 +6,9 @@ Stages, each idempotent (it does nothing when its output in the lake is already 
 2. ``ingest`` (:mod:`.ingest`): the raw log into the lake (pages, items, quarantine);
 3. ``explore`` (:mod:`.explore`): hypotheses, survival, audit -> ``reports/findings.yaml``;
 4. ``train`` (:mod:`.train`): models, registry, ``reports/benchmark.json``;
-5. ``simulate`` (:mod:`.simulate`): the session simulator, policies, ``reports/simulation.json``.
+5. ``simulate`` (:mod:`.simulate`): the session simulator, policies, ``reports/simulation.json``;
+6. ``business`` (:mod:`.business`): retention programmes, fairness, every gate measured,
+   ``reports/business.json``.
 
 :mod:`.run` chains them (:data:`STAGES`); :mod:`.context` and :mod:`.cache` hold what they
 share.
@@ -19,6 +21,7 @@ a new dataset invalidates it.
 
 from __future__ import annotations
 
+from microsub.pipeline.business import business_case, gate_results
 from microsub.pipeline.cache import cached, code_digest
 from microsub.pipeline.context import Context, read_pages
 from microsub.pipeline.explore import calibration, exploration
@@ -34,11 +37,13 @@ __all__ = [
     "RawInput",
     "benchmark",
     "benchmark_report",
+    "business_case",
     "cached",
     "calibration",
     "code_digest",
     "context",
     "exploration",
+    "gate_results",
     "generate_synthetic",
     "ingest_raw",
     "prepare_raw",

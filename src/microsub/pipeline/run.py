@@ -7,6 +7,7 @@ from typing import Any
 
 from microsub.config import Settings, get_settings
 from microsub.lake import open_lake
+from microsub.pipeline.business import business_stage
 from microsub.pipeline.context import Context
 from microsub.pipeline.explore import explore_stage
 from microsub.pipeline.ingest import ingest_raw
@@ -22,6 +23,7 @@ STAGES: dict[str, Stage] = {
     "explore": explore_stage,
     "train": train_stage,
     "simulate": simulate_stage,
+    "business": business_stage,
 }
 
 

@@ -19,7 +19,15 @@ from numba import njit
 from microsub.contract import MAX_PAGE_ID
 from microsub.models.chain import SessionModels, draw_page, pre_design
 from microsub.sim.candidates import Pools
-from microsub.sim.session import Sessions, Step, hour_circle, new_sessions
+from microsub.sim.session import (
+    Decide,
+    Sessions,
+    Step,
+    hour_circle,
+    intervene,
+    new_sessions,
+    page_context,
+)
 
 
 @dataclass(frozen=True)
@@ -142,38 +150,44 @@ class LearnedSimulator:
         action: np.ndarray,
         *,
         box: bool = False,
-        leave_scale: np.ndarray | float = 1.0,
+        decide: Decide | None = None,
     ) -> Step:
         """Show every session its page, draw what happens, and move on to the next page (the
         next page's pool is drawn for every session; ended ones are the caller's to drop).
 
         Five uniforms per session and page, ``rng.random((n, 5))``: four for the chain's draw
-        (:func:`~microsub.models.chain.draw_page`), one for the next page's pool.
+        (:func:`~microsub.models.chain.draw_page`), one for the next page's pool. With
+        ``decide``, the shopper leaves when ``u3 < p_leave * decide(context)``: the same
+        uniform, so a session's path changes only where an intervention changed its outcome.
 
         Args:
             rng: the generator of every draw.
             s: the sessions (changed in place).
             action: ``(n,)`` discrete actions, or ``(n, 2)`` ``(a, b)`` with ``box``.
             box: continuous actions.
-            leave_scale: multiplier of P(leave) (an intervention), ``(n,)`` or a scalar.
+            decide: an intervention's multiplier of P(leave) for the pages just played.
         """
         n = len(s.depth)
-        rows = self.page_mix(s, action, box) @ self._w_mix if box else np.empty((0, 4))
-        if isinstance(leave_scale, float | int) and leave_scale == 1.0:
-            scale = self._scales.get(n)
-            if scale is None:
-                scale = self._scales[n] = np.ones(n)
-        else:
-            scale = np.broadcast_to(np.asarray(leave_scale, np.float64), (n,)).copy()
+        mix = self.page_mix(s, action, box)
+        rows = mix @ self._w_mix if box else np.empty((0, 4))
+        before = s.take(np.arange(n)) if decide is not None else None
+        scale = self._scales.get(n)
+        if scale is None:
+            scale = self._scales[n] = np.ones(n)
+        u = rng.random((n, 5))
         out = Step(
             *_learned_step(
                 s.depth, s.pool, np.asarray(action, np.int64) if not box else s.pool,
                 s.latent["night"], s.latent["static_z"], s.last_engagement, s.session_value,
-                s.since_purchase, self._mix_z, rows, rng.random((n, 5)), self._coef,
+                s.since_purchase, self._mix_z, rows, u, self._coef,
                 *self._residuals, self._w_out, scale, self._pool_index,
             )
         )  # fmt: skip
         s.options = self._options[s.pool]
+        if before is not None and decide is not None:
+            context = page_context(before, mix, out.engagement, out.bought, out.reward,
+                                   out.p_leave)  # fmt: skip
+            out = intervene(out, u[:, 3], decide(context), before.depth)
         return out
 
     def expected_values(self, s: Sessions) -> np.ndarray:

@@ -26,6 +26,7 @@ Age level and gender are kept (for fairness audits) but never observed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,6 +127,52 @@ class Step:
     truncated: np.ndarray
 
 
+@dataclass(frozen=True)
+class PageContext:
+    """A page just played, before the shopper decides whether to leave: what a retention
+    programme (:mod:`microsub.business`) decides on. Arrays of shape ``(n,)`` unless noted.
+
+    Attributes:
+        depth, purchase_power, hour, age_level, gender: the page and the shopper.
+        prev_engagement, prev_value, prev_since_purchase: the history before the page.
+        mix: ``(n, 3)`` the item mix the page showed.
+        engagement, bought, value: what the shopper did on the page (value in Yuan).
+        p_leave: the simulator's probability that the shopper leaves now, before any
+            intervention.
+    """
+
+    depth: np.ndarray
+    purchase_power: np.ndarray
+    hour: np.ndarray
+    age_level: np.ndarray
+    gender: np.ndarray
+    prev_engagement: np.ndarray
+    prev_value: np.ndarray
+    prev_since_purchase: np.ndarray
+    mix: np.ndarray
+    engagement: np.ndarray
+    bought: np.ndarray
+    value: np.ndarray
+    p_leave: np.ndarray
+
+
+def page_context(
+    before: Sessions, mix: np.ndarray, engagement: np.ndarray, bought: np.ndarray,
+    value: np.ndarray, p_leave: np.ndarray,
+) -> PageContext:  # fmt: skip
+    """A :class:`PageContext` from the sessions as they were before the page (a copy)."""
+    return PageContext(
+        before.depth, before.purchase_power, before.hour, before.age_level, before.gender,
+        before.last_engagement, before.session_value, before.since_purchase, mix,
+        engagement, bought, value, p_leave,
+    )  # fmt: skip
+
+
+#: Decides, for the pages just played, a multiplier of each shopper's leave probability
+#: (1: no intervention; 0.6: an intervention that removes 40 % of the risk).
+Decide = Callable[[PageContext], np.ndarray]
+
+
 def new_sessions(
     purchase_power: np.ndarray,
     hour: np.ndarray,
@@ -170,6 +217,14 @@ def advance(s: Sessions, engagement: np.ndarray, value: np.ndarray, bought: np.n
     s.session_value = s.session_value + value
     s.since_purchase = np.where(bought, 0.0, s.since_purchase + 1.0)
     s.depth = s.depth + 1
+
+
+def intervene(out: Step, uniform: np.ndarray, scale: np.ndarray, depth: np.ndarray) -> Step:
+    """``out`` with the leave decision redrawn on the same uniforms: the shopper leaves when
+    ``uniform < p_leave * scale``."""
+    p_leave = out.p_leave * np.asarray(scale, np.float64)
+    terminated, truncated = end_flags(uniform < p_leave, depth)
+    return dataclasses.replace(out, p_leave=p_leave, terminated=terminated, truncated=truncated)
 
 
 def end_flags(left: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from microsub.contract import ITEMS_PER_PAGE
-from microsub.sim.candidates import ACTION_GRID, POOL_PAGES, action_mixes, choose, log_items
+from microsub.sim.candidates import (
+    ACTION_GRID,
+    POOL_PAGES,
+    action_mixes,
+    choose,
+    log_items,
+    page_mix,
+)
 from microsub.sim.dynamics import (
     Items,
     Users,
@@ -33,7 +40,15 @@ from microsub.sim.dynamics import (
     sigmoid,
 )
 from microsub.sim.params import DEFAULT_PARAMS, SynthParams
-from microsub.sim.session import Sessions, Step, advance, end_flags, new_sessions
+from microsub.sim.session import (
+    Decide,
+    Sessions,
+    Step,
+    advance,
+    end_flags,
+    new_sessions,
+    page_context,
+)
 
 _ITEM_FIELDS = ("ctr_u", "cvr_u", "price_c", "appeal", "feature_u")
 _USER_FIELDS = ("z", "theta")
@@ -110,7 +125,7 @@ class TrueSimulator:
         action: np.ndarray,
         *,
         box: bool = False,
-        leave_scale: np.ndarray | float = 1.0,
+        decide: Decide | None = None,
     ) -> Step:
         """Show every session its page, draw what happens, and move on (as
         :meth:`LearnedSimulator.step <microsub.sim.learned.LearnedSimulator.step>`)."""
@@ -124,11 +139,22 @@ class TrueSimulator:
         last_buy = np.where(bought, s.depth, last_buy)
         since = np.where(last_buy >= 0, s.depth - last_buy, s.depth)
         eta = leave_logit(self.params, users, s.depth, since, act.engagement, mean_log_ctr(items))
-        p_leave = sigmoid(eta) * leave_scale
-        left = rng.random(len(s)) < p_leave
-        terminated, truncated = end_flags(left, s.depth)
+        p_leave = sigmoid(eta)
+        uniform = rng.random(len(s))
+        if decide is not None:
+            mix = page_mix(logs_of(items), np.ones(shown.shape, bool),
+                           np.broadcast_to(np.arange(ITEMS_PER_PAGE), shown.shape))  # fmt: skip
+            context = page_context(s, mix, act.engagement.astype(float), bought, act.value,
+                                   p_leave)  # fmt: skip
+            p_leave = p_leave * decide(context)
+        terminated, truncated = end_flags(uniform < p_leave, s.depth)
         value = act.value
         s.latent["last_buy"] = last_buy
         advance(s, act.engagement, value, bought)
         self._draw_pools(rng, s)
         return Step(value, act.engagement, bought, p_leave, terminated, truncated)
+
+
+def logs_of(items: Items) -> np.ndarray:
+    """``(n, k, 3)`` item logs (:func:`~microsub.sim.candidates.log_items`) of ``items``."""
+    return log_items(items.ctr, items.cvr, items.price)

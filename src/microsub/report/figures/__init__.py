@@ -1,12 +1,14 @@
 """Figures of the book and the deck: results in, a matplotlib ``Figure`` out.
 
 One function per figure; :mod:`.base` holds the shared look, :mod:`.explore` the figures of the
-exploration, :mod:`.models` those of the model benchmark, :mod:`.sim` those of the simulator.
+exploration, :mod:`.models` those of the model benchmark, :mod:`.sim` those of the simulator,
+:mod:`.business` those of the business case.
 """
 
 from __future__ import annotations
 
 from microsub.report.figures.base import COLORS, WIDTH, style
+from microsub.report.figures.business import breakeven, net_value, qini_curves, selection_by_group
 from microsub.report.figures.explore import (
     class_balance,
     correlation_heatmap,
@@ -33,6 +35,7 @@ from microsub.report.figures.sim import policy_values, sim_gap, slot_curve, vali
 __all__ = [
     "COLORS",
     "WIDTH",
+    "breakeven",
     "calibration_curves",
     "class_balance",
     "confusion_matrices",
@@ -43,12 +46,15 @@ __all__ = [
     "hour_of_day",
     "item_mix",
     "model_comparison",
+    "net_value",
     "policy_values",
     "pr_curves",
     "purchase_power",
     "purchase_reset",
+    "qini_curves",
     "reward_distribution",
     "roc_curves",
+    "selection_by_group",
     "sim_gap",
     "slot_curve",
     "style",

@@ -1,0 +1,76 @@
+"""Every display table of the book and the deck: results in, a small formatted ``DataFrame`` out.
+
+Chapters stay thin: a cell calls one of these and prints it as Markdown. Numbers are formatted
+here (through :mod:`microsub.fmt`), column names here (through :mod:`microsub.report.labels`).
+
+Modules: :mod:`.explore` (data and exploration), :mod:`.models` (the benchmark), :mod:`.sim`
+(the simulator), :mod:`.business` (the business case). Every table is importable from here.
+"""
+
+from __future__ import annotations
+
+from microsub.report.tables.business import (
+    assumptions_table,
+    breakeven_display,
+    fairness_display,
+    gate_display,
+    programme_display,
+    qini_display,
+    sensitivity_display,
+)
+from microsub.report.tables.explore import (
+    CALIBRATION_LABELS,
+    FIELD_MEANINGS,
+    calibration_display,
+    gates_table,
+    generator_display,
+    layout_table,
+    quality_table,
+    strongest_correlate,
+    verdict_display,
+)
+from microsub.report.tables.models import (
+    display_agreement,
+    display_gates,
+    display_importance,
+    display_metrics,
+    display_value_verdict,
+    label,
+)
+from microsub.report.tables.sim import (
+    action_table,
+    gap_display,
+    observation_table,
+    policy_display,
+    validation_display,
+)
+
+__all__ = [
+    "CALIBRATION_LABELS",
+    "FIELD_MEANINGS",
+    "action_table",
+    "assumptions_table",
+    "breakeven_display",
+    "calibration_display",
+    "display_agreement",
+    "display_gates",
+    "display_importance",
+    "display_metrics",
+    "display_value_verdict",
+    "fairness_display",
+    "gate_display",
+    "gap_display",
+    "gates_table",
+    "generator_display",
+    "label",
+    "layout_table",
+    "observation_table",
+    "policy_display",
+    "programme_display",
+    "qini_display",
+    "quality_table",
+    "sensitivity_display",
+    "strongest_correlate",
+    "validation_display",
+    "verdict_display",
+]

@@ -1,0 +1,141 @@
+"""Display tables of the business case (chapter 07 and the deck)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from microsub import fmt
+from microsub.business.config import BusinessConfig
+from microsub.business.study import BusinessResult
+
+
+def usd(x: float) -> str:
+    """Dollars for Markdown (a table or prose): ``\\$1.23M``, ``-\\$49,950``. The dollar sign
+    is escaped: two of them in a paragraph would otherwise open and close a formula."""
+    return fmt.format_money(x, "$").replace("$", r"\$")
+
+
+def assumptions_table(config: BusinessConfig) -> pd.DataFrame:
+    """The assumptions every money figure rests on, with their units."""
+    rows = [
+        ("Retention budget", usd(config.budget_usd_per_month), "US dollars per month"),
+        ("Traffic", f"{config.sessions_per_month:,}", "sessions per month"),
+        ("Budget per session", usd(config.budget_usd_per_session), "US dollars"),
+        ("Exchange rate", f"{config.yuan_per_usd:g}", "Yuan per US dollar"),
+        ("Value margin", fmt.format_percent(config.value_margin),
+         "of the Yuan a shopper spends counted as value"),
+    ]  # fmt: skip
+    for t in config.interventions:
+        rows.append((
+            t.name, f"{usd(t.cost_usd)}, removes {fmt.format_percent(t.effect)} of the risk",
+            f"risk {t.min_risk:g} to {t.max_risk:g}",
+        ))  # fmt: skip
+    return pd.DataFrame(rows, columns=["Assumption", "Value", "Unit or scope"])
+
+
+def _ci(value: float, low: float, high: float, render) -> str:  # noqa: ANN001
+    return f"{render(value)} ({render(low)} to {render(high)})"
+
+
+def programme_display(result: BusinessResult, simulator: str = "learned") -> pd.DataFrame:
+    """Every programme in one simulator, best net value first: churn reduction, money per
+    month, ROI, interventions per session, with 95 % intervals."""
+    p = result.programmes[result.programmes["simulator"] == simulator]
+    p = p.sort_values("net_usd", ascending=False)
+    return pd.DataFrame(
+        {
+            "Programme": p["policy"],
+            "Churn reduction (95 % CI)": [
+                _ci(v, lo, hi, fmt.format_percent) for v, lo, hi in
+                zip(p["churn_reduction"], p["churn_reduction_low"], p["churn_reduction_high"],
+                    strict=True)
+            ],
+            "Value kept / month": p["retained_usd"].map(usd),
+            "Cost / month": p["cost_usd"].map(usd),
+            "Net / month (95 % CI)": [
+                _ci(v, lo, hi, usd) for v, lo, hi in
+                zip(p["net_usd"], p["net_usd_low"], p["net_usd_high"], strict=True)
+            ],
+            "Interventions / session": p["interventions"].map(fmt.format_number),
+        }
+    ).reset_index(drop=True)  # fmt: skip
+
+
+def breakeven_display(result: BusinessResult) -> pd.DataFrame:
+    """Per tier: how risky its pages are, what keeping one is worth, and what it would have to
+    be worth for the intervention to pay."""
+    b = result.breakeven
+    return pd.DataFrame(
+        {
+            "Intervention": b["tier"],
+            "Pages in its risk band": b["pages_share"].map(fmt.format_percent),
+            "Median risk": b["median_risk"].map(fmt.format_number),
+            "Median value at stake": b["median_stake_usd"].map(usd),
+            "Value at stake to break even": b["breakeven_stake_usd"].map(usd),
+        }
+    )
+
+
+def qini_display(result: BusinessResult) -> pd.DataFrame:
+    """The targeting scores' Qini coefficients on the randomised trial."""
+    q = result.qini.sort_values("qini_coefficient", ascending=False)
+    return pd.DataFrame(
+        {
+            "Targeting score": q["score"],
+            "Qini coefficient": q["qini_coefficient"].map(fmt.format_number),
+            "Stays added per page, everyone treated": q["stays_added"].map(fmt.format_number),
+        }
+    ).reset_index(drop=True)
+
+
+def sensitivity_display(result: BusinessResult) -> pd.DataFrame:
+    """Churn reduction and net value per month of the targeting programmes, for every scale of
+    the assumed effects."""
+    s = result.sensitivity
+    out = s.pivot(index="policy", columns="factor", values="net_usd").map(usd)
+    red = s.pivot(index="policy", columns="factor", values="churn_reduction")
+    table = pd.DataFrame({"Programme": out.index})
+    for factor in out.columns:
+        table[f"effects x{factor:g}"] = [
+            f"{fmt.format_percent(red.loc[p, factor])}, net {out.loc[p, factor]}" for p in out.index
+        ]
+    return table
+
+
+def fairness_display(result: BusinessResult) -> pd.DataFrame:
+    """The fairness audit of the targeting programmes: ratios by attribute, the fewest
+    selections in a group, the gate, and what a mitigation would cost."""
+    f = result.fairness
+    return pd.DataFrame(
+        {
+            "Programme": f["policy"],
+            "Attribute": f["attribute"],
+            "Demographic parity ratio": f["demographic_parity_ratio"].map(fmt.format_number),
+            "Equal opportunity ratio": f["equal_opportunity_ratio"].map(fmt.format_number),
+            "Fewest selections in a group": f["fewest_selected"].map(lambda v: f"{v:,}"),
+            "Four-fifths rule": f["passes"].map({True: "pass", False: "FAIL"}),
+            "Mitigation / month": f["mitigation_usd"].map(usd),
+        }
+    )
+
+
+def gate_display(gates: pd.DataFrame) -> pd.DataFrame:
+    """The success gates with their measurements (one table in the book)."""
+
+    def measured(row: pd.Series) -> str:
+        if row["verdict"] == "not measured":
+            return "not measured"
+        if row["key"] == "churn_reduction":
+            return fmt.format_percent(row["value"])
+        unit = " ms" if row["key"] == "scoring_p99_ms" else ""
+        return fmt.format_number(row["value"]) + unit
+
+    return pd.DataFrame(
+        {
+            "Gate": gates["gate"],
+            "Target": gates["target"],
+            "Measured": [measured(r) for _, r in gates.iterrows()],
+            "Verdict": gates["verdict"].str.upper(),
+            "Measured by": gates["measured_by"],
+        }
+    )

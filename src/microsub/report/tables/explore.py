@@ -1,0 +1,180 @@
+"""Display tables of the data and the exploration (chapters 01-03)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from microsub.analysis.stats import CORRECTION, LEVEL
+from microsub.analysis.verdicts import HypothesisResult
+from microsub.business.config import BusinessConfig, load_config
+from microsub.fmt import format_number
+
+
+def strongest_correlate(corr: pd.DataFrame, target: str = "done") -> tuple[str, float]:
+    """The column with the largest absolute correlation with ``target`` and that correlation,
+    or ``("none", nan)`` when the matrix has no ``target`` (constant in the data)."""
+    if target not in corr.columns or len(corr.columns) < 2:
+        return "none", float("nan")
+    others = corr[target].drop(target).dropna()
+    if others.empty:
+        return "none", float("nan")
+    name = str(others.abs().idxmax())
+    return name, float(others[name])
+
+
+def gates_table(config: BusinessConfig | None = None) -> pd.DataFrame:
+    """The success gates: ``Gate``, ``Target``, ``Measured by``, ``Why``."""
+    return pd.DataFrame(
+        [
+            {
+                "Gate": g.name,
+                "Target": g.target_text,
+                "Measured by": g.measured_by,
+                "Why": g.rationale,
+            }
+            for g in (config or load_config()).gates
+        ]
+    )
+
+
+def quality_table(ingest_report: Mapping[str, Any]) -> pd.DataFrame:
+    """The ingestion's reconciliation as ``Check`` / ``Value`` rows (counts with separators)."""
+    r = ingest_report
+    lines = int(r.get("lines_read", 0) or 0)
+    quarantined = int(r.get("lines_quarantined", 0) or 0)
+    reasons = r.get("quarantine_reasons") or {}
+    rows = [
+        ("raw layout", r.get("layout", "?")),
+        ("container", r.get("container", "?")),
+        ("lines read", f"{lines:,}"),
+        ("pages published", f"{int(r.get('pages_written', 0) or 0):,}"),
+        ("lines quarantined", f"{quarantined:,} ({quarantined / lines:.2%})" if lines else "0"),
+        ("quarantine reasons", ", ".join(f"{k}: {v:,}" for k, v in reasons.items()) or "none"),
+        ("lines = pages + quarantined", "yes" if r.get("reconciles") else "NO"),
+        ("sessions", f"{int(r.get('sessions', 0) or 0):,}"),
+        ("ended by the user (done)", f"{int(r.get('sessions_done', 0) or 0):,}"),
+        ("truncated (cap, jump, end of file)", f"{int(r.get('sessions_truncated', 0) or 0):,}"),
+        ("opened by a page-id jump", f"{int(r.get('page_jumps', 0) or 0):,}"),
+        ("notes", "; ".join(r.get("notes") or []) or "none"),
+    ]
+    return pd.DataFrame(rows, columns=["Check", "Value"])
+
+
+def _p_text(p: float) -> str:
+    if p is None or p != p:
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def verdict_display(results: tuple[HypothesisResult, ...] | list[HypothesisResult]) -> pd.DataFrame:
+    """The verdict table for the book: ``Hypothesis``, ``Statistic``, ``Estimate (95 % CI)``,
+    ``Holm p``, ``Sessions``, ``Verdict``."""
+    pct = round(LEVEL * 100)
+    return pd.DataFrame(
+        [
+            {
+                "Hypothesis": r.name,
+                "Statistic": r.statistic,
+                f"Estimate ({pct} % CI)": (
+                    f"{format_number(r.estimate)} ({format_number(r.ci_low)} to "
+                    f"{format_number(r.ci_high)})"
+                    if r.estimate == r.estimate
+                    else "not testable"
+                ),
+                f"{CORRECTION.capitalize()} p": _p_text(r.p_adjusted),
+                "Sessions": f"{r.n_sessions:,}",
+                "Verdict": r.verdict,
+            }
+            for r in results
+        ]
+    )
+
+
+def generator_display(findings: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Per hypothesis, the generator coefficients that build its effect into synthetic data
+    (``Hypothesis``, ``Verdict``, ``Built in by``), or None for real data."""
+    terms = findings["hypotheses"].get("generator_terms")
+    if not terms:
+        return None
+    names = {r["key"]: (r["name"], r["verdict"]) for r in findings["hypotheses"]["results"]}
+    rows = []
+    for key, params in terms["terms"].items():
+        name, verdict = names.get(key, (key, "?"))
+        built = ", ".join(
+            f"`{k}` = {v:g}" if isinstance(v, int | float) else f"`{k}`" for k, v in params.items()
+        )
+        rows.append({"Hypothesis": name, "Verdict": verdict, "Built in by": built})
+    return pd.DataFrame(rows)
+
+
+#: What each field of the raw layouts holds (upstream readme; ``RawLayout`` field names).
+FIELD_MEANINGS = {
+    "page_id": ("scalar", "page id of the request, 0 to {max_page}: the depth in the session"),
+    "hour": ("scalar", "hour of day of the request"),
+    "age_level": ("scalar", "user profile: age level (protected)"),
+    "gender": ("scalar", "user profile: gender (protected)"),
+    "purchase_power": ("scalar", "user profile: purchase-power level (a small integer)"),
+    "position": ("list", "item positions; page k holds {n}k to {n}k + {last}"),
+    "ctr": ("list", "platform-predicted click-through rate"),
+    "cvr": ("list", "platform-predicted conversion rate"),
+    "price": ("list", "item price (Yuan)"),
+    "click": ("list", "clicked (0/1)"),
+    "cart": ("list", "added to cart (0/1)"),
+    "fav": ("list", "added to favourites (0/1)"),
+    "amount": ("list", "purchase amount (Yuan; 0 when not bought)"),
+    "feature": ("list", "an optional item feature"),
+    "terminal": ("scalar", "terminal flag: 1 if the user left after this page, else 0"),
+}
+
+
+def layout_table(layout: Any, items_per_page: int, max_page_id: int) -> pd.DataFrame:
+    """The fields of a raw layout (:class:`microsub.contract.RawLayout`) in column order:
+    ``Column`` (1-based), ``Field``, ``Values``, ``Meaning``."""
+    fill = {"n": items_per_page, "last": items_per_page - 1, "max_page": max_page_id}
+    rows = []
+    for name, (kind, meaning) in FIELD_MEANINGS.items():
+        position = getattr(layout, name, None)
+        if position is None:
+            continue
+        values = "1" if kind == "scalar" else f"{items_per_page} (one per item)"
+        rows.append((position + 1, name, values, meaning.format(**fill)))
+    rows.sort()
+    return pd.DataFrame(rows, columns=["Column", "Field", "Values", "Meaning"])
+
+
+#: Readable names of the calibration statistics shown in the book.
+CALIBRATION_LABELS = {
+    "pages": "pages read",
+    "sessions_per_page": "session starts per page",
+    "page_id_share_0": "share of pages at depth 0",
+    "page_id_share_3": "share of pages at depth 3",
+    "page_id_share_7": "share of pages at depth 7",
+    "page_id_share_8plus": "share of pages at depth 8 or more",
+    "clicks_per_page_mean": "clicks per page (mean)",
+    "clicks_per_page_share_0": "share of pages without a click",
+    "price_p50": "item price, median (Yuan)",
+    "price_p90": "item price, 90th percentile (Yuan)",
+    "price_p99": "item price, 99th percentile (Yuan)",
+    "price_whole_yuan_share": "share of prices in whole Yuan",
+    "ctr_p50": "predicted CTR, median",
+    "cvr_p50": "predicted CVR, median",
+    "page_mean_log_ctr_sd": "spread of the page mean log CTR (SD)",
+    "clicked_ctr_ratio": "CTR of clicked items / CTR of all items",
+    "pages_with_purchase_share": "share of pages with a purchase",
+    "purchase_power_share_6": "share of pages with purchase power 6",
+    "gender_1_share": "share of pages with gender 1",
+}
+
+
+def calibration_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`calibration_comparison` output with readable names and formatted numbers."""
+    return pd.DataFrame(
+        {
+            "Statistic": [CALIBRATION_LABELS.get(k, k) for k in table["statistic"]],
+            "Real sample": [format_number(v) for v in table["real"]],
+            "Synthetic": [format_number(v) for v in table["synthetic"]],
+        }
+    )
