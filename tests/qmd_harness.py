@@ -510,6 +510,35 @@ def rendered_texts(executed: ExecutedDocument) -> list[tuple[str, str]]:
     return texts
 
 
+#: A number in scientific notation (1.2e-05), which no reader should meet in prose or a table.
+SCIENTIFIC = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])")
+#: A decimal number (thousands separators allowed), not part of a longer dotted token.
+DECIMAL = re.compile(r"(?<![\w.])\d[\d,]*\.\d+(?![\w.])")
+#: Fenced code and code spans: printed configuration and identifiers are not prose numbers.
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
+
+
+def number_format_problems(executed: ExecutedDocument, digits: int = 3) -> list[str]:
+    """Numbers the code writes into the text that break the package's rounding rule
+    (:func:`microsub.fmt.format_number`): scientific notation, or a decimal with more than
+    ``digits`` significant digits (``2.790``, ``0.81034``, ``123.4``)."""
+    problems = []
+    for where, text in rendered_texts(executed):
+        prose = CODE.sub(" ", text)
+        for number in SCIENTIFIC.findall(prose):
+            problems.append(
+                f"{executed.doc.path}: {where} writes {number!r} in scientific notation"
+            )
+        for number in DECIMAL.findall(prose):
+            significant = number.replace(",", "").replace(".", "").lstrip("0")
+            if len(significant) > digits:
+                problems.append(
+                    f"{executed.doc.path}: {where} writes {number!r}: more than {digits} "
+                    "significant digits (format it with microsub.fmt)"
+                )
+    return problems
+
+
 def rendered_reference_problems(
     executed: ExecutedDocument, book_labels: Iterable[str] = ()
 ) -> list[str]:

@@ -145,6 +145,25 @@ def test_checks_catch_a_missing_label_and_a_missing_key(tmp_path: Path) -> None:
     assert qmd_harness.citations(doc) == ["nobody1999", "pei2019value"]
 
 
+def test_number_check_catches_what_breaks_the_rounding_rule(tmp_path: Path) -> None:
+    doc_path = tmp_path / "numbers.qmd"
+    doc_path.write_text(
+        "A `{python} a`, b `{python} b`, c `{python} c`, d `{python} d`.\n\n"
+        "```{python}\n#| label: tbl-n\n#| tbl-cap: n\nx = 1\n```\n",
+        encoding="utf-8",
+    )
+    doc = qmd_harness.parse_qmd(doc_path)
+    table = "| AUC | p |\n|---|---|\n| 0.81034 | 1.2e-05 |\n| 0.810 | < 0.001 |\n"
+    executed = qmd_harness.ExecutedDocument(
+        doc=doc,
+        outputs={1: [{"output_type": "display_data", "data": {"text/markdown": table}}]},
+        inline_values=["2.790 pages", "25.2 %", "release 3.2.1 of `0.12345`", "2,412.5"],
+    )
+    problems = qmd_harness.number_format_problems(executed)
+    found = sorted(p.split(" writes ")[1].split(" ")[0].rstrip(":") for p in problems)
+    assert found == ["'0.81034'", "'1.2e-05'", "'2,412.5'", "'2.790'"], problems
+
+
 def test_cells_options_and_inline_expressions_are_parsed(tmp_path: Path) -> None:
     doc_path = tmp_path / "cells.qmd"
     doc_path.write_text(
@@ -183,6 +202,7 @@ def test_document_executes_and_shows_what_it_promises(
         qmd_harness.output_problems(executed)
         + qmd_harness.inline_value_problems(executed)
         + qmd_harness.rendered_reference_problems(executed, known)
+        + qmd_harness.number_format_problems(executed)
     )
     assert not problems, "\n".join(problems)
 

@@ -23,30 +23,54 @@ def _finite(x: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def format_number(x: Any) -> str:
-    """A number for prose and tables: 0.00197, 0.877, 1.203, 39.95, 2,412 (:data:`MISSING` for
-    None, NaN, inf)."""
+#: Significant digits of every number the package shows.
+SIGNIFICANT = 3
+
+#: Below this magnitude a number reads as a bound, not as a string of zeros.
+TINY = 1e-6
+
+
+def format_number(x: Any, digits: int = SIGNIFICANT) -> str:
+    """A number for prose and tables, by one rule: ``digits`` significant digits in fixed
+    point, integers from 100 up with thousands separators, never scientific notation.
+
+    0.000420, 0.0123, 0.877, 1.20, 39.9, 2,412; "0" for zero; "< 0.000001" below
+    :data:`TINY`; :data:`MISSING` for None, NaN, inf.
+    """
     value = _finite(x)
     if value is None:
         return MISSING
-    if value != 0 and abs(value) < 0.001:
-        return f"{value:.1e}"
-    if abs(value) < 0.1:
-        return f"{value:.3g}"
-    if abs(value) < 10:
-        return f"{value:.3f}"
-    if abs(value) < 100:
-        return f"{value:.2f}"
-    return f"{value:,.0f}"
+    if value == 0:
+        return "0"
+    if abs(value) < TINY:
+        return f"< {TINY:.6f}" if value > 0 else f"> -{TINY:.6f}"
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{round(value):,}"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = digits - 1 - magnitude
+    rounded = round(value, decimals)
+    if abs(rounded) >= 10 ** (digits - 1):  # 99.96 -> 100
+        return f"{round(rounded):,}"
+    if math.floor(math.log10(abs(rounded))) > magnitude:  # 9.996 -> 10.0, not 10.00
+        decimals -= 1
+    return f"{rounded:.{decimals}f}"
 
 
-def format_percent(x: Any, digits: int = 3, *, signed: bool = False) -> str:
-    """A share as a percentage with ``digits`` significant digits: 0.2515 -> "25.2 %",
-    0.0042 -> "0.420 %" (``signed``: "+25.2 %" / "-3.10 %")."""
+def format_p(p: Any) -> str:
+    """A p-value: "< 0.001" below one in a thousand, else three significant digits."""
+    value = _finite(p)
+    if value is None:
+        return MISSING
+    return "< 0.001" if value < 0.001 else format_number(value)
+
+
+def format_percent(x: Any, digits: int = SIGNIFICANT, *, signed: bool = False) -> str:
+    """A share as a percentage with ``digits`` significant digits: 0.2516 -> "25.2 %",
+    0.0042 -> "0.420 %", 1 -> "100 %" (``signed``: "+25.2 %" / "-3.10 %")."""
     value = _finite(x)
     if value is None:
         return MISSING
-    text = format_number(value * 100) + " %"
+    text = format_number(value * 100, digits) + " %"
     return f"+{text}" if signed and value > 0 else text
 
 
@@ -67,7 +91,7 @@ def format_money(x: Any, currency: str = "Yuan", digits: int = 3, *, compact: bo
     elif compact and abs(value) >= 1e3:
         scaled, suffix = value / 1e3, "k"
     # axis ticks are round numbers: no trailing zeros there
-    number = (f"{scaled:,.3g}" if compact else format_number(scaled)) + suffix
+    number = (f"{scaled:,.3g}" if compact else format_number(scaled, digits)) + suffix
     if currency == "$":
         return f"-${number[1:]}" if number.startswith("-") else f"${number}"
     return f"{number} {currency}"

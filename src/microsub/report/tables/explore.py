@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from microsub import fmt
 from microsub.analysis.stats import CORRECTION, LEVEL
 from microsub.analysis.verdicts import HypothesisResult
 from microsub.business.config import BusinessConfig, load_config
@@ -63,12 +64,6 @@ def quality_table(ingest_report: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Check", "Value"])
 
 
-def _p_text(p: float) -> str:
-    if p is None or p != p:
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def verdict_display(results: tuple[HypothesisResult, ...] | list[HypothesisResult]) -> pd.DataFrame:
     """The verdict table for the book: ``Hypothesis``, ``Statistic``, ``Estimate (95 % CI)``,
     ``Holm p``, ``Sessions``, ``Verdict``."""
@@ -84,7 +79,7 @@ def verdict_display(results: tuple[HypothesisResult, ...] | list[HypothesisResul
                     if r.estimate == r.estimate
                     else "not testable"
                 ),
-                f"{CORRECTION.capitalize()} p": _p_text(r.p_adjusted),
+                f"{CORRECTION.capitalize()} p": fmt.format_p(r.p_adjusted),
                 "Sessions": f"{r.n_sessions:,}",
                 "Verdict": r.verdict,
             }

@@ -10,6 +10,10 @@ from microsub.sim.session import OBS_HIGH, OBS_LOW, OBSERVATION
 from microsub.sim.study import SimulationResult
 
 
+def _bound(x: float) -> str:
+    return fmt.format_count(x) if float(x).is_integer() else fmt.format_number(x)
+
+
 def observation_table() -> pd.DataFrame:
     """The simulator's observation: ``Index``, ``Observation``, ``Range`` (the environment's
     spec, :mod:`microsub.sim.session`)."""
@@ -26,7 +30,9 @@ def observation_table() -> pd.DataFrame:
         {
             "Index": range(len(OBSERVATION)),
             "Observation": [meanings[name] for name in OBSERVATION],
-            "Range": [f"{lo:,g} to {hi:,g}" for lo, hi in zip(OBS_LOW, OBS_HIGH, strict=True)],
+            "Range": [
+                f"{_bound(lo)} to {_bound(hi)}" for lo, hi in zip(OBS_LOW, OBS_HIGH, strict=True)
+            ],
         }
     )  # fmt: skip
 
