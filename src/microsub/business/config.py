@@ -92,6 +92,8 @@ class BusinessConfig(BaseModel):
     yuan_per_usd: float = Field(gt=0.0)
     value_margin: float = Field(gt=0.0, le=1.0)
     sessions_per_month: int = Field(gt=0)
+    platform_monthly_users: int = Field(gt=0)
+    platform_sessions_per_user: float = Field(gt=0.0)
     interventions: tuple[Intervention, ...]
     sensitivity_factors: tuple[float, ...]
     gates: tuple[Gate, ...]
@@ -118,6 +120,12 @@ class BusinessConfig(BaseModel):
     def budget_usd_per_session(self) -> float:
         """The monthly budget spread over the month's sessions (US$ per session)."""
         return self.budget_usd_per_month / self.sessions_per_month
+
+    @property
+    def platform_sessions_per_month(self) -> float:
+        """Sessions a month at the platform's scale: monthly active users times feed sessions
+        per user a month."""
+        return self.platform_monthly_users * self.platform_sessions_per_user
 
     def gate(self, key: str) -> Gate:
         """The gate with this ``key`` (KeyError naming the known keys)."""

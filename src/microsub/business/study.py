@@ -52,6 +52,10 @@ RERANKINGS = (
     ("re-rank every page by clicks (a=0, b=0)", (0.0, 0.0)),
     ("re-rank every page by expected Yuan (a=1, b=1)", (1.0, 1.0)),
 )
+#: The random control: the fixed tiers' spend on random pages (what targeting by risk adds).
+RANDOM_CONTROL = "random allocation (the fixed tiers' spend)"
+#: Programmes that are comparisons, never candidates to fund.
+CONTROLS = (NoIntervention.name, RANDOM_CONTROL)
 #: Units :func:`run_business` reports to its ``progress`` callback.
 STEPS = 6
 
@@ -143,7 +147,7 @@ class _Runner:
         runs["random"] = self.run(
             RandomSpend(rate, tuple(shares / shares.sum()) if shares.sum() else ()),
             budget_usd=float(runs["tiers"].spend.sum()),
-            name="random allocation (the fixed tiers' spend)",
+            name=RANDOM_CONTROL,
         )
         for name, ab in RERANKINGS:
             runs[name] = self.run(NoIntervention(), page_action=ACTION_GRID.index(ab) + 1,

@@ -20,12 +20,20 @@ def _dollars(ax, axis: str = "x") -> None:  # noqa: ANN001
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(formatter)
 
 
-def net_value(programmes: pd.DataFrame) -> Figure:
-    """Net value per month of every programme, with 95 % intervals, in each simulator.
+def net_value(
+    programmes: pd.DataFrame,
+    *,
+    scale: float = 1.0,
+    xlabel: str = "net value per month (value kept minus cost, 95 % interval)",
+    title: str = "What each programme is worth a month",
+) -> Figure:
+    """Net value of every programme, with 95 % intervals, in each simulator.
 
     Args:
         programmes: the study's programme table (``policy``, ``simulator``, ``net_usd``,
-            ``net_usd_low``, ``net_usd_high``).
+            ``net_usd_low``, ``net_usd_high``; US$ a month at the configured traffic).
+        scale: factor applied to every amount (e.g. to a year at the platform's scale:
+            12 x platform sessions / configured sessions); ``xlabel`` and ``title`` say it.
     """
     learned = programmes[programmes["simulator"] == "learned"].set_index("policy")
     order = list(learned["net_usd"].sort_values().index)
@@ -35,16 +43,17 @@ def net_value(programmes: pd.DataFrame) -> Figure:
         for k, sim in enumerate(sims):
             rows = programmes[programmes["simulator"] == sim].set_index("policy").loc[order]
             y = np.arange(len(order)) + (k - (len(sims) - 1) / 2) * 0.25
-            err = np.vstack([rows["net_usd"] - rows["net_usd_low"],
-                             rows["net_usd_high"] - rows["net_usd"]])  # fmt: skip
-            ax.errorbar(rows["net_usd"], y, xerr=err, fmt="o", ms=5, capsize=2,
+            net = rows["net_usd"] * scale
+            err = np.vstack([net - rows["net_usd_low"] * scale,
+                             rows["net_usd_high"] * scale - net])  # fmt: skip
+            ax.errorbar(net, y, xerr=err, fmt="o", ms=5, capsize=2,
                         color=_SIM_COLORS[sim], label=_SIM_LABELS[sim])  # fmt: skip
         ax.axvline(0, color=COLORS["muted"], lw=1, ls=":")
         ax.set_yticks(range(len(order)), order)
-        ax.set_xlabel("net value per month (value kept minus cost, 95 % interval)")
+        ax.set_xlabel(xlabel)
         _dollars(ax)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
-        ax.set_title("What each programme is worth a month")
+        ax.set_title(title)
     return fig
 
 

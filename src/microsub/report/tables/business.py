@@ -19,7 +19,10 @@ def assumptions_table(config: BusinessConfig) -> pd.DataFrame:
     """The assumptions every money figure rests on, with their units."""
     rows = [
         ("Retention budget", usd(config.budget_usd_per_month), "US dollars per month"),
-        ("Traffic", f"{config.sessions_per_month:,}", "sessions per month"),
+        ("Traffic", fmt.format_count(config.sessions_per_month), "sessions per month"),
+        ("Platform scale", fmt.format_count(config.platform_sessions_per_month),
+         f"sessions per month ({fmt.format_count(config.platform_monthly_users)} monthly users "
+         f"x {fmt.format_number(config.platform_sessions_per_user)} feed sessions each)"),
         ("Budget per session", usd(config.budget_usd_per_session), "US dollars"),
         ("Exchange rate", f"{config.yuan_per_usd:g}", "Yuan per US dollar"),
         ("Value margin", fmt.format_percent(config.value_margin),
@@ -139,3 +142,35 @@ def gate_display(gates: pd.DataFrame) -> pd.DataFrame:
             "Measured by": gates["measured_by"],
         }
     )
+
+
+_SIM_NAMES = {"learned": "learned simulator", "truth": "true generator"}
+
+
+def worth_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~microsub.business.worth.worth_table` for the book: one column per simulator,
+    one row per quantity, each with its 95 % interval."""
+    rows = {
+        "Churn reduction": ("churn_reduction", fmt.format_percent),
+        "Net value per session": ("per_session", lambda x: usd(x)),
+        "Per month, configured traffic": ("per_month", usd),
+        "Per month, platform scale": ("platform_month", usd),
+        "Per year, platform scale": ("platform_year", usd),
+    }
+    out = {"Quantity": list(rows)}
+    for r in table.to_dict("records"):
+        out[_SIM_NAMES.get(r["simulator"], r["simulator"])] = [
+            _ci(r[key], r[f"{key}_low"], r[f"{key}_high"], render) for key, render in rows.values()
+        ]
+    return pd.DataFrame(out)
+
+
+def next_steps_display(steps: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~microsub.business.worth.next_steps` for the book: ``Rank``, ``Step``,
+    ``Worth a month``, ``Basis``."""
+    return pd.DataFrame({
+        "Rank": range(1, len(steps) + 1),
+        "Step": steps["step"],
+        "Worth a month": [usd(x) if x == x else "not priced" for x in steps["worth_usd_month"]],
+        "Basis": steps["basis"],
+    })  # fmt: skip
