@@ -242,24 +242,26 @@ def run(
 
 
 def _print_outputs(ctx: pipeline.Context) -> None:
-    """What the later stages left in the lake: the findings and the registered models."""
+    """What the later stages left: the findings and the champion models in the MLflow registry."""
     lake = ctx.lake
     if lake.exists(contract.BUCKET_REPORTS, "findings.yaml"):
         console.print(f"findings: {contract.BUCKET_REPORTS}/findings.yaml")
-    cards = registry.list_models(lake)
-    if not cards:
+    champions = [v for v in registry.versions(ctx.settings) if registry.CHAMPION in v.aliases]
+    if not champions:
         return
-    table = Table(title=f"models in {contract.BUCKET_MODELS}")
-    for col in ("name", "model", "target", "test metric"):
+    table = Table(title=f"champion models in {ctx.settings.tracking_uri}")
+    for col in ("model", "version", "estimator", "test metric", "trained on"):
         table.add_column(col)
-    for card in cards:
-        test = card.get("metrics", {}).get("test", {})
+    for v in champions:
+        m = v.metrics
         metric = (
-            f"ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test
-            else f"RMSE {test['rmse']:.2f}" if "rmse" in test else ""
+            f"ROC AUC {m['test_roc_auc']:.3f}" if "test_roc_auc" in m
+            else f"RMSE {m['test_rmse']:.2f}" if "test_rmse" in m else ""
         )
-        chosen = " (chosen)" if card.get("chosen") else ""
-        table.add_row(card["name"], card.get("label", "") + chosen, card.get("target", ""), metric)
+        table.add_row(
+            f"models:/{v.name}@{registry.CHAMPION}", v.version, v.label, metric,
+            f"{v.data_rows:,} pages ({v.data_digest})",
+        )  # fmt: skip
     console.print(table)
 
 
