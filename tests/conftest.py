@@ -364,11 +364,11 @@ DAY_PAGES = 12_000
 
 
 def shifted_params():
-    """The documented shift of the drift tests: three times the night traffic (sessions
+    """The documented shift of the drift tests: six times the night traffic (sessions
     starting at 0..5 h) and every price 1.6 times higher (a +0.47 shift of ln price)."""
     from microsub.sim.params import DEFAULT_PARAMS
 
-    hours = tuple(w * 3.0 if h < 6 else w for h, w in enumerate(DEFAULT_PARAMS.hour_weights))
+    hours = tuple(w * 6.0 if h < 6 else w for h, w in enumerate(DEFAULT_PARAMS.hour_weights))
     prices = tuple((z, p * 1.6) for z, p in DEFAULT_PARAMS.price_knots)
     return DEFAULT_PARAMS.replace(hour_weights=hours, price_knots=prices)
 
