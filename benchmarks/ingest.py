@@ -92,7 +92,6 @@ def _child(method: str, path: Path, batch_mb: int) -> None:
     # pyarrow imports pandas on its first numpy conversion (~0.4 s once per process); the
     # pipeline has pandas loaded anyway, so both methods start with it loaded.
     import pandas  # noqa: F401
-
     from microsub.ingest import ingest
 
     rss_imports = _peak_rss_mb()

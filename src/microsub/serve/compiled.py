@@ -33,50 +33,54 @@ BLOCK_ROWS = 4096
 
 @dataclass(frozen=True)
 class Forest:
-    """All trees of a fitted boosted-trees estimator as one padded node table.
+    """All trees of a fitted boosted-trees estimator as one flat node table.
+
+    Node ``roots[t] + k`` is node ``k`` of tree ``t``; children are global node ids.
 
     Attributes:
         bins: the estimator's bin mapper; n_features: columns ``X`` must have.
-        feature, threshold, missing_left, left, right, value: ``(n_trees, n_nodes)`` arrays
-            (trees padded with leaves); depth: most levels of any tree; baseline: the raw
-            prediction before the first tree.
+        roots: ``(n_trees,)`` global id of each tree's root.
+        feature, threshold, missing_left, left, right, value: ``(n_nodes,)`` arrays over the
+            nodes of every tree (``feature`` -1 and ``left``/``right`` -1 at a leaf).
+        baseline: the raw prediction before the first tree.
     """
 
     bins: BinMapper
     n_features: int
+    roots: np.ndarray
     feature: np.ndarray
     threshold: np.ndarray
     missing_left: np.ndarray
     left: np.ndarray
     right: np.ndarray
     value: np.ndarray
-    depth: int
     baseline: float
 
     @classmethod
     def of(cls, estimator: BoostedTreesClassifier | BoostedTreesRegressor) -> Forest:
         """The forest of a fitted estimator."""
         trees = estimator.trees_
-        size = max(len(t.feature) for t in trees)
+        sizes = np.array([len(t.feature) for t in trees], dtype=np.intp)
+        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
 
-        def stack(attr: str, fill: Any, dtype: Any) -> np.ndarray:
-            out = np.full((len(trees), size), fill, dtype=dtype)
-            for i, tree in enumerate(trees):
-                values = getattr(tree, attr)
-                out[i, : len(values)] = values
-            return out
+        def children(attr: str) -> np.ndarray:
+            parts = [np.where(getattr(t, attr) >= 0, getattr(t, attr) + root, -1)
+                     for t, root in zip(trees, roots, strict=True)]  # fmt: skip
+            return np.concatenate(parts).astype(np.intp)
 
-        left = stack("left", -1, np.intp)
+        def flat(attr: str, dtype: Any) -> np.ndarray:
+            return np.concatenate([getattr(t, attr) for t in trees]).astype(dtype)
+
         return cls(
             bins=estimator.bin_mapper_,
             n_features=int(estimator.n_features_in_),
-            feature=stack("feature", -1, np.intp),
-            threshold=stack("threshold", 0, np.int64),
-            missing_left=stack("missing_left", False, bool),
-            left=left,
-            right=stack("right", -1, np.intp),
-            value=stack("value", 0.0, np.float64),
-            depth=max(_depth(t.left, t.right) for t in trees),
+            roots=roots,
+            feature=flat("feature", np.intp),
+            threshold=flat("threshold", np.int64),
+            missing_left=flat("missing_left", bool),
+            left=children("left"),
+            right=children("right"),
+            value=flat("value", np.float64),
             baseline=float(estimator.baseline_),
         )
 
@@ -94,34 +98,22 @@ class Forest:
 
     def _raw_block(self, X: np.ndarray) -> np.ndarray:
         codes = self.bins.transform(X)  # (d, n)
-        n, trees = X.shape[0], np.arange(self.feature.shape[0])
+        n = X.shape[0]
         rows = np.arange(n)[:, None]
-        node = np.zeros((n, trees.size), dtype=np.intp)
-        for _ in range(self.depth):
-            f = self.feature[trees, node]
+        node = np.broadcast_to(self.roots, (n, self.roots.size))
+        while True:  # one level of every tree per pass, until all rows sit on leaves
+            f = self.feature[node]
             inner = f >= 0
+            if not inner.any():
+                break
             code = codes[np.where(inner, f, 0), rows]
             go_left = np.where(
-                code == MISSING_BIN, self.missing_left[trees, node],
-                code <= self.threshold[trees, node],
-            )  # fmt: skip
-            step = np.where(go_left, self.left[trees, node], self.right[trees, node])
-            node = np.where(inner, step, node)
-        leaves = self.value[trees, node]
+                code == MISSING_BIN, self.missing_left[node], code <= self.threshold[node]
+            )
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
         # the estimator's order: baseline, then tree 0, tree 1, ... (a sequential sum)
         start = np.full((n, 1), self.baseline)
-        return np.cumsum(np.hstack([start, leaves]), axis=1)[:, -1]
-
-
-def _depth(left: np.ndarray, right: np.ndarray) -> int:
-    """Levels from the root to the deepest leaf (0 for a single leaf)."""
-    depth, level = 0, np.array([0])
-    while True:
-        children = np.concatenate([left[level], right[level]])
-        children = children[children >= 0]
-        if children.size == 0:
-            return depth
-        depth, level = depth + 1, children
+        return np.cumsum(np.hstack([start, self.value[node]]), axis=1)[:, -1]
 
 
 @dataclass(frozen=True)

@@ -164,11 +164,14 @@ def session_frame(pages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         carts (the contract's definition), ready for
         :func:`~microsub.analysis.features.add_features`.
     """
-    frame = pd.DataFrame.from_records(
-        [[page[k] for k in PAGE_FIELDS] for page in pages], columns=list(PAGE_FIELDS)
-    )
-    frame.insert(0, "line_no", np.arange(len(frame), dtype=np.int64))
-    frame.insert(0, "session_id", np.zeros(len(frame), dtype=np.int64))
+    n = len(pages)
+    columns: dict[str, Any] = {
+        "session_id": np.zeros(n, dtype=np.int64),
+        "line_no": np.arange(n, dtype=np.int64),
+    }
+    for key in PAGE_FIELDS:
+        columns[key] = [page[key] for page in pages]
+    frame = pd.DataFrame(columns)
     frame["engagement"] = frame["n_clicks"] + frame["n_carts"]
     return frame
 
