@@ -19,7 +19,8 @@ pages with increasing page ids). Anything else gets 422 with ``message`` saying 
 and ``detail`` listing each error (location, message, type), never echoing the input.
 
 The champions are loaded once, when the app starts (FastAPI lifespan), unless a
-:class:`~microsub.serve.scoring.Scorer` is handed in.
+:class:`~microsub.serve.scoring.Scorer` is handed in. Requests that arrive while the service is
+busy are scored together (:mod:`microsub.serve.batching`), with the same answers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from microsub.config import Settings
 from microsub.contract import ITEMS_PER_PAGE, MAX_PAGE_ID
 from microsub.errors import ServingError
 from microsub.serve import registry, scoring
+from microsub.serve.batching import Batcher
 
 #: Header that carries the API key.
 API_KEY_HEADER = "X-API-Key"
@@ -192,6 +194,7 @@ def create_app(settings: Settings, scorer: scoring.Scorer | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         served = scorer if scorer is not None else _load(settings)
         app.state.scorer = served
+        app.state.batcher = Batcher(served)
         app.state.models = {
             task: ModelRef(
                 name=registry.MODEL_NAMES[task], version=v,
@@ -223,7 +226,7 @@ def create_app(settings: Settings, scorer: scoring.Scorer | None = None) -> Fast
         """Score the last page of a session's pages so far."""
         served: scoring.Scorer = app.state.scorer
         pages = [p.model_dump() for p in body.pages]
-        p_leave, value = scoring.score_session(pages, served)
+        p_leave, value = await app.state.batcher.score(pages)
         return ScoreResponse(
             action_page_id=pages[-1]["action_page_id"],
             p_leave=min(max(p_leave, 0.0), 1.0),

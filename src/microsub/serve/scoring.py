@@ -152,28 +152,34 @@ def score_pages(pages: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
     )
 
 
-def session_frame(pages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """A pages table of one session from its pages so far, in order (online path).
+def sessions_frame(sessions: Sequence[Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """A pages table of several sessions, each given by its pages so far, in order (online).
 
     Args:
-        pages: one mapping per page with the keys of :data:`PAGE_FIELDS` (counts, Yuan, rates,
-            log prices as in the pages contract).
+        sessions: per session, one mapping per page with the keys of :data:`PAGE_FIELDS`
+            (counts, Yuan, rates, log prices as in the pages contract).
 
     Returns:
-        The pages with ``session_id`` 0, ``line_no`` 0..n-1 and ``engagement`` = clicks +
-        carts (the contract's definition), ready for
+        The pages with ``session_id`` = the session's index in ``sessions``, ``line_no``
+        0..n-1 and ``engagement`` = clicks + carts (the contract's definition), ready for
         :func:`~microsub.analysis.features.add_features`.
     """
-    n = len(pages)
+    lengths = np.array([len(pages) for pages in sessions], dtype=np.int64)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     columns: dict[str, Any] = {
-        "session_id": np.zeros(n, dtype=np.int64),
-        "line_no": np.arange(n, dtype=np.int64),
+        "session_id": np.repeat(np.arange(len(sessions), dtype=np.int64), lengths),
+        "line_no": np.arange(int(lengths.sum()), dtype=np.int64) - starts,
     }
     for key in PAGE_FIELDS:
-        columns[key] = [page[key] for page in pages]
+        columns[key] = [page[key] for pages in sessions for page in pages]
     frame = pd.DataFrame(columns)
     frame["engagement"] = frame["n_clicks"] + frame["n_carts"]
     return frame
+
+
+def session_frame(pages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """:func:`sessions_frame` of one session (``session_id`` 0)."""
+    return sessions_frame([pages])
 
 
 def online_features(pages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -188,6 +194,18 @@ def score_session(pages: Sequence[Mapping[str, Any]], scorer: Scorer) -> tuple[f
     return float(p_leave[0]), float(value[0])
 
 
+def score_sessions(
+    sessions: Sequence[Sequence[Mapping[str, Any]]], scorer: Scorer
+) -> list[tuple[float, float]]:
+    """:func:`score_session` of several sessions at once (one feature pass, one prediction):
+    what the service does with the requests that arrive while it is busy. A session's features
+    depend only on its own pages, so each answer equals its :func:`score_session`."""
+    frame = features.add_features(sessions_frame(sessions))  # sorted by session, then page
+    last = np.cumsum([len(pages) for pages in sessions]) - 1
+    p_leave, value = scorer.predict(frame.iloc[last])
+    return [(float(p), float(v)) for p, v in zip(p_leave, value, strict=True)]
+
+
 __all__ = [
     "FAST_ROWS",
     "PAGE_FIELDS",
@@ -197,5 +215,7 @@ __all__ = [
     "online_features",
     "score_pages",
     "score_session",
+    "score_sessions",
     "session_frame",
+    "sessions_frame",
 ]
