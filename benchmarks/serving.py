@@ -120,11 +120,14 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=500, help="sessions of request bodies")
     parser.add_argument("--in-process", type=int, default=2000, help="pages scored in-process")
     parser.add_argument("--train", action="store_true", help="run the train stage first")
-    parser.add_argument("--log", type=Path, default=Path("serving-benchmark.log"),
-                        help="the server's log")  # fmt: skip
+    parser.add_argument(
+        "--log", type=Path, default=None, help="server log [<data dir>/serving-benchmark.log]"
+    )
     args = parser.parse_args()
 
     settings = get_settings()
+    log = args.log or settings.data_dir / "serving-benchmark.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     ctx = pipeline.run(settings, stages=("train",) if args.train else ())
     models = registry.champions(settings)
     scorer = scoring.Scorer.from_models(models)
@@ -136,7 +139,7 @@ def main() -> None:
     requests = loadtest.prepare(HOST, port, "/score",
                                 [json.dumps({"pages": b}).encode() for b in bodies],
                                 {"X-API-Key": key})  # fmt: skip
-    server = start_server(port, key, args.log)
+    server = start_server(port, key, log)
     try:
         loadtest.open_loop(HOST, port, requests, rate=50, duration=3)  # warm-up, not counted
         runs = []

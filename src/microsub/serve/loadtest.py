@@ -2,9 +2,11 @@
 
 A closed loop (send, wait for the answer, send the next) slows down with the server and so
 hides its queueing ("coordinated omission"). Here request ``i`` is due at ``start + i / rate``
-seconds and is sent then, on an idle keep-alive connection or a new one; its latency runs from
-the moment it was *due* to the last byte of the answer, so time spent waiting for a connection
-counts too. The run is bounded: ``rate * duration`` requests, each with a ``timeout``.
+seconds and is sent then, on an idle keep-alive connection or a new one (at most
+``connections`` open); its latency runs from the moment it was *due* to the last byte of the
+answer, so time spent waiting for a connection counts too, and so does its ``timeout``. The run
+is bounded: ``rate * duration`` requests, each answered or given up ``timeout`` seconds after
+it was due.
 
 The client is a minimal HTTP/1.1 writer and reader on asyncio streams (one prepared request per
 body, ``Content-Length`` framed answers), cheap enough that one core can drive 1,000 requests/s
@@ -88,19 +90,33 @@ async def _read_answer(reader: asyncio.StreamReader) -> int:
 
 
 class _Pool:
-    """Idle keep-alive connections to one server."""
+    """Keep-alive connections to one server, at most ``limit`` open at once."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, limit: int) -> None:
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.all: list[asyncio.StreamWriter] = []
+        self.slots = asyncio.Semaphore(limit)
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An idle connection or a new one; waits while ``limit`` connections are busy."""
+        await self.slots.acquire()
         if self.idle:
             return self.idle.pop()
-        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        except BaseException:
+            self.slots.release()
+            raise
         self.all.append(writer)
         return reader, writer
+
+    def give_back(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
+                  ) -> None:  # fmt: skip
+        """Return a connection after a full answer (``None``: it was dropped)."""
+        if connection is not None:
+            self.idle.append(connection)
+        self.slots.release()
 
     def close(self) -> None:
         for writer in self.all:
@@ -108,23 +124,34 @@ class _Pool:
 
 
 async def _one(pool: _Pool, request: bytes, due: float, timeout: float) -> tuple[str, float]:
+    """Send one request; ``timeout`` runs from its due time, like its latency."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout - (time.perf_counter() - due)
+    connection = None
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await pool.take()
+        async with asyncio.timeout_at(deadline):
+            connection = await pool.take()
+            reader, writer = connection
             writer.write(request)
             await writer.drain()
             status = await _read_answer(reader)
     except TimeoutError:
+        if connection is not None:  # the answer may still come: the connection is unusable
+            connection[1].close()
+            pool.give_back(None)
         return "timeout", 0.0
     except (OSError, asyncio.IncompleteReadError, ValueError):
+        if connection is not None:
+            connection[1].close()
+            pool.give_back(None)
         return "connection", 0.0
-    pool.idle.append((reader, writer))
+    pool.give_back(connection)
     return str(status), time.perf_counter() - due
 
 
 async def _run(host: str, port: int, requests: Sequence[bytes], rate: float, duration: float,
-               timeout: float) -> LoadResult:  # fmt: skip
-    pool = _Pool(host, port)
+               timeout: float, connections: int) -> LoadResult:  # fmt: skip
+    pool = _Pool(host, port, connections)
     n = int(round(rate * duration))
     start = time.perf_counter() + 0.05
     tasks = []
@@ -151,6 +178,7 @@ def open_loop(
     rate: float,
     duration: float,
     timeout: float = 5.0,
+    connections: int = 256,
 ) -> LoadResult:
     """Send ``rate * duration`` prepared ``requests`` (cycled) at ``rate`` per second.
 
@@ -158,7 +186,9 @@ def open_loop(
         host, port: the server (loopback only).
         requests: raw requests from :func:`prepare`.
         rate: requests per second; duration: seconds of scheduled sending.
-        timeout: seconds after which a request counts as an error.
+        timeout: seconds from a request's due time after which it counts as an error.
+        connections: most connections open at once (a request due while all are busy waits
+            for one, and that wait counts in its latency).
 
     Raises:
         ValueError: a host that is not a loopback address, or no requests.
@@ -168,7 +198,7 @@ def open_loop(
         raise ValueError("need at least one request, a positive rate and a positive duration")
     # uvloop (from uvicorn[standard]): a faster loop with finer timers than asyncio's own
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_run(host, port, requests, rate, duration, timeout))
+        return runner.run(_run(host, port, requests, rate, duration, timeout, connections))
 
 
 __all__ = ["LoadResult", "open_loop", "prepare"]
