@@ -21,15 +21,8 @@ the version tag ``fingerprint``. Registering a model whose fingerprint already h
 logs nothing and reuses that version, so re-running ``microsub run`` (or ``--force``) on the same
 data and code never piles up versions; new data or new code registers a new one.
 
-Where things live (:func:`tracking_uri`, :func:`artifact_root`):
-
-* tracking store and registry: ``Settings.tracking_uri``: ``MICROSUB_MLFLOW_TRACKING_URI`` or
-  ``MLFLOW_TRACKING_URI`` (an MLflow server, ``http://host:5000``), else the SQLite file
-  ``<data_dir>/mlflow.db``;
-* artifacts: in the lake's ``models`` bucket under ``mlflow/`` (``file://<lake>/models/mlflow``
-  for a folder lake, ``s3://models/mlflow`` on an S3 lake, reached with the lake's
-  ``MICROSUB_S3_*`` credentials through boto3). With a tracking *server*, the server's artifact
-  root decides (start it with ``--artifacts-destination s3://models/mlflow``).
+Where the registry and the artifacts are: :mod:`microsub.serve.tracking` (by default a SQLite
+file under the data folder, artifacts in the lake's ``models`` bucket under ``mlflow/``).
 
 Loading (:func:`load`): ``models:/microsub-churn@champion`` is resolved by the registry, the
 artifacts are downloaded, and the skops file is loaded after checking that every type it needs
@@ -43,10 +36,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,19 +54,22 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from microsub import __version__, contract
+from microsub import __version__
 from microsub.config import Settings
-from microsub.errors import ConfigError, ServingError
+from microsub.errors import ServingError
+from microsub.serve.tracking import (
+    ARTIFACT_FOLDER,
+    EXPERIMENT,
+    artifact_root,
+    connect,
+    experiment_id,
+)
 
 #: Registered model of each task.
 MODEL_NAMES = {"churn": "microsub-churn", "value": "microsub-value"}
 #: Alias of the version that serves, and of a candidate under evaluation.
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-#: The MLflow experiment of the training runs.
-EXPERIMENT = "microsub"
-#: Folder of the ``models`` bucket that holds MLflow's artifacts.
-ARTIFACT_FOLDER = "mlflow"
 #: A model may be rebuilt only from types of these modules (the skops allow-list).
 TRUSTED_MODULES = ("microsub.", "sklearn.", "numpy.", "scipy.")
 #: Longest parameter value logged (MLflow limits them; reprs of pipelines are long).
@@ -172,97 +166,6 @@ def plain_params(estimator: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Where the registry and the artifacts are
-# --------------------------------------------------------------------------------------------
-def tracking_uri(settings: Settings) -> str:
-    """The tracking and registry URI (:attr:`Settings.tracking_uri`)."""
-    return settings.tracking_uri
-
-
-def _is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://", "databricks"))
-
-
-def artifact_root(settings: Settings) -> str | None:
-    """Where new runs store artifacts: ``models/mlflow`` of the lake; ``None`` with a tracking
-    server (its own artifact root decides)."""
-    if _is_server(settings.tracking_uri):
-        return None
-    location = settings.lake_location
-    if location.kind == "s3":
-        return f"s3://{contract.BUCKET_MODELS}/{ARTIFACT_FOLDER}"
-    assert location.path is not None
-    return (location.path / contract.BUCKET_MODELS / ARTIFACT_FOLDER).resolve().as_uri()
-
-
-def _artifact_env(settings: Settings) -> dict[str, str]:
-    """Environment boto3 needs to reach an S3 lake's ``models`` bucket (empty otherwise)."""
-    location = settings.lake_location
-    if location.kind != "s3":
-        return {}
-    if settings.s3_access_key is None or settings.s3_secret_key is None:
-        raise ConfigError(
-            f"the lake s3://{location.endpoint} needs MICROSUB_S3_ACCESS_KEY and "
-            "MICROSUB_S3_SECRET_KEY for MLflow's artifacts too; set both"
-        )
-    scheme = "https" if settings.s3_secure else "http"
-    return {
-        "MLFLOW_S3_ENDPOINT_URL": f"{scheme}://{location.endpoint}",
-        "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
-        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-
-@contextmanager
-def connect(settings: Settings) -> Iterator[MlflowClient]:
-    """An MLflow client on the settings' tracking store, for the block.
-
-    MLflow's fluent API (runs, ``log_model``) is pointed at the same store, and the S3
-    credentials of an S3 lake are put where boto3 reads them (the environment) for the block
-    only, then restored.
-
-    Raises:
-        ConfigError: an S3 lake without credentials.
-    """
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    env = _artifact_env(settings)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _experiment_id(client: MlflowClient, settings: Settings) -> str:
-    """The id of :data:`EXPERIMENT`, created with the lake's artifact root if absent.
-
-    Raises:
-        ConfigError: the experiment stores its artifacts somewhere else than this lake.
-    """
-    root = artifact_root(settings)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return client.create_experiment(EXPERIMENT, artifact_location=root)
-    if root is not None and experiment.artifact_location.rstrip("/") != root.rstrip("/"):
-        raise ConfigError(
-            f"the MLflow experiment {EXPERIMENT!r} in {settings.tracking_uri} keeps its artifacts "
-            f"at {experiment.artifact_location}, not in this lake ({root}). Use one tracking "
-            "store per lake: set MICROSUB_DATA_DIR or MICROSUB_MLFLOW_TRACKING_URI for this lake."
-        )
-    return experiment.experiment_id
-
-
-# --------------------------------------------------------------------------------------------
 # Registering
 # --------------------------------------------------------------------------------------------
 def trusted_types(estimator: Any) -> list[str]:
@@ -345,7 +248,7 @@ def _version_tags(card: ModelCard) -> dict[str, str]:
 
 def _log_version(client: MlflowClient, settings: Settings, card: ModelCard, estimator: Any) -> str:
     """Log one training run with its model and register it; returns the new version."""
-    experiment = _experiment_id(client, settings)
+    experiment = experiment_id(client, settings)
     trusted = trusted_types(estimator)
     with mlflow.start_run(experiment_id=experiment, run_name=f"{card.task}-{card.key}") as run:
         mlflow.log_params(_params(card))
@@ -521,6 +424,7 @@ def champions(settings: Settings) -> dict[str, LoadedModel]:
 
 
 __all__ = [
+    "ARTIFACT_FOLDER",
     "CHALLENGER",
     "CHAMPION",
     "EXPERIMENT",
@@ -537,7 +441,6 @@ __all__ = [
     "plain_params",
     "register",
     "set_alias",
-    "tracking_uri",
     "trusted_types",
     "version",
     "versions",
