@@ -161,7 +161,8 @@ class _KeyCheck:
     def __init__(self, expected: bytes) -> None:
         self._expected = expected
 
-    def __call__(self, key: str | None = Security(_API_KEY)) -> None:
+    async def __call__(self, key: str | None = Security(_API_KEY)) -> None:
+        # async: FastAPI would run a plain function in its thread pool, a hop per request
         if key is None or not secrets.compare_digest(key.encode("utf-8"), self._expected):
             raise HTTPException(
                 status_code=401,
