@@ -105,11 +105,15 @@ def print_table(report: dict) -> None:
         print(f"{r['rate']:>12g} {r['sent']:>7} {r['errors']:>7} {r['achieved_rps']:>9.1f} "
               f"{ms(r['p50_ms'])} {ms(r['p99_ms'])} {ms(r['max_ms'])}")  # fmt: skip
     inside = report["in_process_ms"]
-    print(f"{'in-process':>12} {inside['n']:>7} {'':>7} {'':>9} {ms(inside['p50'])} "
-          f"{ms(inside['p99'])} {'':>8}   (one page: features + both models, no HTTP)")
-    print(f"target: p99 < {report['target_p99_ms']:g} ms at {report['reference_rate']} req/s; "
-          f"business gate p99 < {report['gate_p99_ms']:g} ms. "
-          f"Measured p99 at {report['reference_rate']}: {report['scoring_p99_ms']} ms")
+    print(
+        f"{'in-process':>12} {inside['n']:>7} {'':>7} {'':>9} {ms(inside['p50'])} "
+        f"{ms(inside['p99'])} {'':>8}   (one page: features + both models, no HTTP)"
+    )
+    print(
+        f"target: p99 < {report['target_p99_ms']:g} ms at {report['reference_rate']} req/s; "
+        f"business gate p99 < {report['gate_p99_ms']:g} ms. "
+        f"Measured p99 at {report['reference_rate']}: {report['scoring_p99_ms']} ms"
+    )
 
 
 def main() -> None:

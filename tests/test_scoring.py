@@ -82,8 +82,9 @@ def test_batch_scores_cover_every_page_with_the_model_versions(held_out, scorer)
     assert list(scores.columns) == scoring.SCORES_SCHEMA.names
     assert len(scores) == len(held_out)
     assert scores[["session_id", "line_no"]].equals(
-        held_out.sort_values(["session_id", "line_no"])[["session_id", "line_no"]]
-        .reset_index(drop=True)
+        held_out.sort_values(["session_id", "line_no"])[["session_id", "line_no"]].reset_index(
+            drop=True
+        )
     )
     assert scores["p_leave"].between(0, 1).all() and (scores["expected_value"] >= -1e-9).all()
     assert set(scores["churn_model_version"]) == {1} == set(scores["value_model_version"])

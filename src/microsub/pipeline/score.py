@@ -81,9 +81,7 @@ def scores_prefix(source: dict[str, Any]) -> str:
     return f"{SCORES_PREFIX}/{prefix}" if prefix else SCORES_PREFIX
 
 
-def score_dataset(
-    settings: Settings, lake: Lake, spec: str, *, out: str | None = None
-) -> Manifest:
+def score_dataset(settings: Settings, lake: Lake, spec: str, *, out: str | None = None) -> Manifest:
     """Score the pages named by ``spec`` with the champions and publish the ``scores`` dataset.
 
     Args:

@@ -115,5 +115,4 @@ def experiment_id(client: MlflowClient, settings: Settings) -> str:
     return experiment.experiment_id
 
 
-
 __all__ = ["ARTIFACT_FOLDER", "EXPERIMENT", "artifact_root", "connect", "experiment_id"]
