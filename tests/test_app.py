@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from typer.testing import CliRunner
 
-from microsub import pipeline
+from microsub import cli, pipeline
 from microsub.errors import ServingError
 from microsub.serve import scoring
 from microsub.serve.app import create_app
@@ -204,10 +205,14 @@ def _serve(trained, port: int, key: str | None, log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def test_microsub_serve_refuses_to_start_without_a_key(trained, tmp_path) -> None:
-    process = _serve(trained, _free_port(), None, tmp_path / "log")
-    assert process.wait(60) == 1
-    assert "the scoring service needs an API key" in (tmp_path / "log").read_text()
+def test_microsub_serve_refuses_to_start_without_a_key(trained, monkeypatch) -> None:
+    for name in ("MICROSUB_API_KEY", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MICROSUB_DATA_DIR", str(trained.data_dir))
+    monkeypatch.setenv("MICROSUB_MLFLOW_TRACKING_URI", trained.tracking_uri)
+    result = CliRunner().invoke(cli.app, ["serve", "--lake", trained.lake, "--port", "1"])
+    assert result.exit_code == 1
+    assert "the scoring service needs an API key: set MICROSUB_API_KEY" in result.output
 
 
 def test_microsub_serve_never_logs_the_key(trained, tmp_path, session) -> None:

@@ -142,11 +142,12 @@ def test_new_data_registers_a_new_version_and_moves_the_alias(tmp_path, xy) -> N
     assert [v.version for v in registry.versions(settings)] == ["1", "2"]
 
 
-def test_without_a_champion_loading_says_how_to_get_one(tmp_path) -> None:
-    settings = _settings(tmp_path)
-    assert registry.version(settings, "value") is None
-    with pytest.raises(ServingError, match=r"no version of 'microsub-value'.*`microsub run`"):
-        registry.load(settings, "value")
+def test_without_a_champion_loading_says_how_to_get_one(trained) -> None:
+    assert registry.version(trained, "value", alias="retired") is None
+    with pytest.raises(
+        ServingError, match=r"no version of 'microsub-value' has the alias 'retired'.*microsub run"
+    ):
+        registry.load(trained, "value", alias="retired")
 
 
 def _twice(x):
