@@ -135,7 +135,11 @@ def test_new_data_registers_a_new_version_and_moves_the_alias(tmp_path, xy) -> N
                            aliases=("challenger",))  # fmt: skip
     assert (v2.version, v2.aliases) == ("2", ("challenger",))
     assert registry.version(settings, "churn").version == "1"  # champion untouched
+    # a re-registration leaves aliases alone when asked to (the train stage's re-runs)
+    registry.register(settings, _card("aaaa"), first, aliases=("challenger",), only_if_new=True)
+    assert registry.version(settings, "churn", "challenger").version == "2"
     registry.set_alias(settings, "churn", "champion", "2")
+    assert registry.register(settings, _card("aaaa"), first, only_if_new=True).version == "1"
     loaded = registry.load(settings, "churn")
     assert loaded.info.version == "2" and loaded.info.aliases == ("challenger", "champion")
     np.testing.assert_array_equal(loaded.estimator.predict_proba(X), second.predict_proba(X))

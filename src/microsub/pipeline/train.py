@@ -93,13 +93,14 @@ def register_chosen(
 ) -> dict[str, registry.VersionInfo]:
     """Register the chosen model of each task in MLflow with ``aliases``; task -> version.
 
-    A model whose fingerprint (data, seed, code, key) is already registered is not logged again.
+    A model whose fingerprint (data, seed, code, key) is already registered is not logged again,
+    and its aliases are then left where they are (a champion promoted since stays champion).
     """
     code = code_digest(models, features, stats)
     return {
         task: registry.register(
             ctx.settings, model_card(ctx, result, key, code), result.estimators[key],
-            aliases=aliases,
+            aliases=aliases, only_if_new=True,
         )
         for task, key in result.best.items()
     }  # fmt: skip

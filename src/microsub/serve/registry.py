@@ -19,7 +19,9 @@ Idempotence: a version is identified by its *fingerprint* (the training data's d
 the digest of the model and feature code, the benchmark key; see :class:`ModelCard`), stored as
 the version tag ``fingerprint``. Registering a model whose fingerprint already has a version
 logs nothing and reuses that version, so re-running ``microsub run`` (or ``--force``) on the same
-data and code never piles up versions; new data or new code registers a new one.
+data and code never piles up versions; new data or new code registers a new one. The train stage
+moves ``champion`` only to a version it has just registered (or when there is none), so a
+re-run does not undo a promotion made since by the daily DAG.
 
 Where the registry and the artifacts are: :mod:`microsub.serve.tracking` (by default a SQLite
 file under the data folder, artifacts in the lake's ``models`` bucket under ``mlflow/``).
@@ -279,6 +281,13 @@ def _log_version(client: MlflowClient, settings: Settings, card: ModelCard, esti
     return str(version.version)
 
 
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
 def _find_version(client: MlflowClient, name: str, fingerprint: str) -> str | None:
     """The newest version of ``name`` tagged with ``fingerprint``, if any."""
     versions = client.search_model_versions(f"name = '{name}'")
@@ -292,6 +301,7 @@ def register(
     estimator: Any,
     *,
     aliases: tuple[str, ...] = (CHAMPION,),
+    only_if_new: bool = False,
 ) -> VersionInfo:
     """Log and register ``estimator`` (unless its fingerprint already has a version) and point
     ``aliases`` at that version.
@@ -301,6 +311,8 @@ def register(
         card: what the model is (:class:`ModelCard`).
         estimator: the fitted estimator (scikit-learn API).
         aliases: aliases to set on the version (default: :data:`CHAMPION`).
+        only_if_new: set an alias only when this call registered the version, or when the
+            alias points nowhere yet (a re-run then leaves a promotion made since in place).
 
     Returns:
         The version (:class:`VersionInfo`), new or reused.
@@ -312,10 +324,12 @@ def register(
     name = MODEL_NAMES[card.task]
     with connect(settings) as client:
         version = _find_version(client, name, card.fingerprint)
+        new = version is None
         if version is None:
             version = _log_version(client, settings, card, estimator)
         for alias in aliases:
-            client.set_registered_model_alias(name, alias, version)
+            if new or not only_if_new or _alias_version(client, name, alias) is None:
+                client.set_registered_model_alias(name, alias, version)
         return _version_info(client, name, version)
 
 
