@@ -1,4 +1,6 @@
 # The two set-up commands of the README. Each creates or updates .venv on its own.
+# `make test` installs the dev and airflow extras into the same .venv: Airflow 3 resolves
+# together with the project's pins (checked with pip), so it needs no environment of its own.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,11 +23,11 @@ $(STAMP_BASE): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,airflow]'
 	@touch $@ $(STAMP_BASE)
 
 test: $(STAMP_DEV)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks dags
 	$(BIN)/python -m pytest
 
 pipeline: $(STAMP_BASE)
@@ -37,7 +39,7 @@ render: pipeline
 report: render
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks dags
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:

@@ -377,3 +377,68 @@ def session_tables(tmp_path_factory: pytest.TempPathFactory) -> SessionTables:
     synth.generate(path, n_pages=12_000, seed=11)
     tables = ingest.read_tables(path)
     return SessionTables(tables.pages.to_pandas(), tables.items)
+# Deployment — a trained pipeline with champions in MLflow, and days of new data
+# =============================================================================================
+
+#: Pages of each generated day (enough for stable deciles, small enough to retrain fast).
+DAY_PAGES = 12_000
+
+
+def shifted_params():
+    """The documented shift of the drift tests: six times the night traffic (sessions
+    starting at 0..5 h) and every price 1.6 times higher (a +0.47 shift of ln price)."""
+    from microsub.sim.params import DEFAULT_PARAMS
+
+    hours = tuple(w * 6.0 if h < 6 else w for h, w in enumerate(DEFAULT_PARAMS.hour_weights))
+    prices = tuple((z, p * 1.6) for z, p in DEFAULT_PARAMS.price_knots)
+    return DEFAULT_PARAMS.replace(hour_weights=hours, price_knots=prices)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a ``ci``-profile run (ingest + train) whose champions sit in a SQLite MLflow
+    store, artifacts in a folder lake. Shared by the deployment tests: read it, don't move its
+    aliases (copy it with :func:`trained_copy` to change it)."""
+    from microsub import pipeline
+    from microsub.config import Settings
+
+    root = tmp_path_factory.mktemp("trained")
+    settings = Settings(
+        profile="ci", data_dir=root / "data", lake=str(root / "lake"), api_key=None,
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+    )  # fmt: skip
+    pipeline.run(settings, stages=("train",))
+    return settings
+
+
+@pytest.fixture
+def trained_copy(trained: Settings, tmp_path: Path) -> Settings:
+    """A fresh pipeline like ``trained`` in ``tmp_path`` (own lake and MLflow store), for tests
+    that change it; fast: the synthetic log and the benchmark cache are copied, so only
+    ingestion and registration run."""
+    import shutil
+
+    from microsub import pipeline
+
+    root = tmp_path / "trained"
+    for folder in ("raw", "cache"):
+        shutil.copytree(trained.data_dir / folder, root / "data" / folder)
+    settings = trained.model_copy(
+        update={"data_dir": root / "data", "lake": str(root / "lake"),
+                "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
+    )  # fmt: skip
+    pipeline.run(settings, stages=("train",))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Raw logs of new days: ``"same"`` (the generator's default parameters, another seed) and
+    ``"shifted"`` (:func:`shifted_params`), :data:`DAY_PAGES` pages each."""
+    from microsub.data import synth
+
+    root = tmp_path_factory.mktemp("days")
+    out = {"same": root / "same.txt", "shifted": root / "shifted.txt"}
+    synth.generate(out["same"], n_pages=DAY_PAGES, seed=7)
+    synth.generate(out["shifted"], n_pages=DAY_PAGES, seed=8, params=shifted_params())
+    return out

@@ -109,6 +109,6 @@ def test_run_builds_the_whole_pipeline_on_the_ci_profile(tmp_path):
     assert result.exit_code == 0, result.output
     assert "synthetic data (profile ci, seed 20190513)" in result.output
     assert "findings: reports/findings.yaml" in result.output
-    for name in ("churn", "value", "churn-logistic-gd", "value-hurdle-trees"):
-        assert f" {name} " in result.output
+    for name in ("microsub-churn", "microsub-value"):  # the champions in the MLflow registry
+        assert f" models:/{name}@champion " in result.output
     assert (tmp_path / "lake" / "reports" / "findings.yaml").is_file()

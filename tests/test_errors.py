@@ -18,7 +18,7 @@ def _classes() -> list[type[BaseException]]:
 
 def test_every_error_is_a_microsub_error_with_a_docstring() -> None:
     classes = _classes()
-    assert len(classes) == 12
+    assert len(classes) == 13
     for cls in classes:
         assert issubclass(cls, errors.MicrosubError), cls
         assert cls.__doc__ and cls.__doc__.strip(), cls
@@ -50,3 +50,8 @@ def test_data_errors_are_not_lake_errors() -> None:
     for cls in (errors.DataFormatError, errors.QuarantineLimitError, errors.ContractError,
                 errors.ConfigError):  # fmt: skip
         assert not issubclass(cls, errors.LakeError)
+
+
+def test_serving_errors_are_microsub_errors() -> None:
+    with pytest.raises(errors.MicrosubError, match="no champion"):
+        raise errors.ServingError("no champion")

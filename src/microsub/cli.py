@@ -6,6 +6,9 @@
     microsub ingest PATH [--lake LAKE]                         # raw log -> lake
     microsub lake ls [--lake LAKE]                             # datasets in the lake
     microsub run [--profile NAME] [--lake LAKE] [--raw PATH]   # the whole pipeline
+    microsub score PATH_OR_DATASET [--lake LAKE]               # batch scores -> lake
+    microsub monitor --reference DATASET --current DATASET     # drift -> reports/drift.json
+    microsub serve [--host 127.0.0.1] [--port 8000]            # the real-time scoring service
 
 User mistakes (a missing file, a bad lake URL, missing credentials, a file that is not the log)
 print one clear message and exit with status 1, without a traceback. Options fall back on the
@@ -21,8 +24,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -38,8 +43,11 @@ from microsub import contract, pipeline
 from microsub.config import Settings, get_settings
 from microsub.errors import ConfigError, MicrosubError
 from microsub.lake import open_lake
+from microsub.pipeline.monitor import monitor as monitor_drift
+from microsub.pipeline.score import score_dataset
 from microsub.progress import LineProgress, ProgressFactory
 from microsub.serve import registry
+from microsub.serve.app import create_app
 
 app = typer.Typer(
     name="microsub",
@@ -91,7 +99,8 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except MicrosubError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = escape(str(exc))  # a message is text, not Rich markup
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: nothing half-written was committed")
@@ -242,25 +251,112 @@ def run(
 
 
 def _print_outputs(ctx: pipeline.Context) -> None:
-    """What the later stages left in the lake: the findings and the registered models."""
+    """What the later stages left: the findings and the champion models in the MLflow registry."""
     lake = ctx.lake
     if lake.exists(contract.BUCKET_REPORTS, "findings.yaml"):
         console.print(f"findings: {contract.BUCKET_REPORTS}/findings.yaml")
-    cards = registry.list_models(lake)
-    if not cards:
+    champions = [v for v in registry.versions(ctx.settings) if registry.CHAMPION in v.aliases]
+    if not champions:
         return
-    table = Table(title=f"models in {contract.BUCKET_MODELS}")
-    for col in ("name", "model", "target", "test metric"):
+    table = Table(title=f"champion models in {ctx.settings.tracking_uri}")
+    for col in ("model", "version", "estimator", "test metric", "trained on"):
         table.add_column(col)
-    for card in cards:
-        test = card.get("metrics", {}).get("test", {})
+    for v in champions:
+        m = v.metrics
         metric = (
-            f"ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test
-            else f"RMSE {test['rmse']:.2f}" if "rmse" in test else ""
+            f"ROC AUC {m['test_roc_auc']:.3f}" if "test_roc_auc" in m
+            else f"RMSE {m['test_rmse']:.2f}" if "test_rmse" in m else ""
         )
-        chosen = " (chosen)" if card.get("chosen") else ""
-        table.add_row(card["name"], card.get("label", "") + chosen, card.get("target", ""), metric)
+        table.add_row(
+            f"models:/{v.name}@{registry.CHAMPION}", v.version, v.label, metric,
+            f"{v.data_rows:,} pages ({v.data_digest})",
+        )  # fmt: skip
     console.print(table)
+
+
+#: Exit status of ``microsub monitor`` when a column drifted past the act threshold (PSI >= 0.2):
+#: retraining is due. 0 means nothing needs action; 1 is a user mistake, as for every command.
+EXIT_RETRAIN = 3
+DatasetArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="PATH_OR_DATASET",
+        help="a Parquet file or folder of pages, or BUCKET or BUCKET/PREFIX of the lake "
+        "(processed-data is the pages table)",
+    ),
+]
+
+
+@app.command()
+@_friendly
+def score(
+    dataset: DatasetArg,
+    lake: LakeOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="prefix in processed-data [default: scores, or scores/PREFIX]"),
+    ] = None,
+) -> None:
+    """Score a pages dataset with the champion models and publish the scores dataset."""
+    settings = _settings(lake=lake)
+    store = open_lake(settings)
+    manifest = score_dataset(settings, store, dataset, out=out)
+    models = ", ".join(f"{m['name']} v{m['version']}" for m in manifest.meta["models"].values())
+    console.print(
+        f"scored {manifest.rows:,} pages with {models}; published "
+        f"{store.location}/{manifest.bucket}/{manifest.prefix}"
+    )
+
+
+@app.command()
+@_friendly
+def monitor(
+    reference: Annotated[str, typer.Option("--reference", help="PATH_OR_DATASET of reference")],
+    current: Annotated[str, typer.Option("--current", help="PATH_OR_DATASET to check")],
+    lake: LakeOpt = None,
+) -> None:
+    """Drift of the features and scores (PSI, KS) of CURRENT against REFERENCE; writes
+    reports/drift.json. Exits 0 when nothing needs action, 3 when retraining is due."""
+    settings = _settings(lake=lake)
+    store = open_lake(settings)
+    report = monitor_drift(settings, store, reference, current)
+    table = Table(title=f"drift of {current} against {reference}")
+    for col in ("column", "PSI", "status", "KS D", "KS p-value"):
+        table.add_column(col, justify="left" if col in ("column", "status") else "right")
+    colour = {"ok": "green", "watch": "yellow", "act": "bold red"}
+    for c in report["columns"]:
+        table.add_row(
+            c["column"], f"{c['psi']:.3f}", f"[{colour[c['status']]}]{c['status']}[/]",
+            f"{c['ks_statistic']:.3f}", f"{c['ks_pvalue']:.2g}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"report: {contract.BUCKET_REPORTS}/drift.json in {store.location}")
+    if report["retrain"]:
+        err_console.print(
+            f"[bold red]retraining due[/]: PSI >= 0.2 on {', '.join(report['act'])}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        raise typer.Exit(EXIT_RETRAIN)
+
+
+@app.command()
+@_friendly
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8000,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="one log line per request")
+    ] = False,
+    lake: LakeOpt = None,
+) -> None:
+    """Serve POST /score and GET /health (FastAPI under uvicorn) with the champion models.
+    Clients send MICROSUB_API_KEY in the X-API-Key header."""
+    settings = _settings(lake=lake)
+    application = create_app(settings)  # refuses to exist without an API key
+    for task in registry.MODEL_NAMES:
+        if registry.version(settings, task) is None:  # say so before uvicorn starts
+            registry.load(settings, task)  # raises the ServingError that says how to fix it
+    uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="info")
 
 
 def main() -> None:

@@ -26,6 +26,10 @@ variable                    meaning
 ``MICROSUB_MAX_QUARANTINE_SHARE``  largest share of malformed lines an ingest accepts
 ``MICROSUB_SIM_SESSIONS``   simulated sessions per policy and simulator (default 10,000)
 ``MICROSUB_BUSINESS_CONFIG``  a business.yaml of your own (default: the packaged one)
+``MICROSUB_MLFLOW_TRACKING_URI``  MLflow tracking store and model registry (also read from
+                            ``MLFLOW_TRACKING_URI``); default ``sqlite:///<data_dir>/mlflow.db``
+``MICROSUB_API_KEY``        the key clients of ``microsub serve`` send in ``X-API-Key``
+                            (required to serve; no default)
 ==========================  =================================================================
 """
 
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProfileName = Literal["ci", "default", "full"]
@@ -115,7 +119,9 @@ def parse_lake(value: str | Path) -> LakeLocation:
 class Settings(BaseSettings):
     """Everything that varies between runs (see the module docstring for the variables)."""
 
-    model_config = SettingsConfigDict(env_prefix="MICROSUB_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MICROSUB_", extra="forbid", frozen=True, populate_by_name=True
+    )
 
     profile: ProfileName = "default"
     seed: int = Field(default=20190513, ge=0, description="seed of the generator and the splits")
@@ -133,6 +139,12 @@ class Settings(BaseSettings):
     sim_sessions: int = Field(
         default=10_000, ge=100, description="simulated sessions per policy and simulator"
     )
+    # MLflow's own variable is honoured too, so a shell set up for an MLflow server just works
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MICROSUB_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+    )
+    api_key: SecretStr | None = None
 
     @field_validator("lake")
     @classmethod
@@ -154,6 +166,14 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Folder of the joblib cache shared by the book and the deck within one render."""
         return self.data_dir / "cache"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking (and registry) URI: :attr:`mlflow_tracking_uri` when set, else a
+        SQLite file ``<data_dir>/mlflow.db`` (MLflow 3 refuses a plain file store)."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve().as_posix()}"
 
     @property
     def synthetic_raw_path(self) -> Path:

@@ -54,3 +54,8 @@ class ObjectNotFoundError(LakeError):
 
 class IntegrityError(LakeError):
     """A dataset part does not match its manifest (size, hash or row count)."""
+
+
+class ServingError(MicrosubError):
+    """The model registry, scoring or the scoring service cannot do what was asked (no champion
+    model registered, a model whose types are not allowed, a service without an API key)."""

@@ -5,7 +5,7 @@ Stages, each idempotent (it does nothing when its output in the lake is already 
 1. ``raw`` (:mod:`.raw`): the input log, real or synthetic (generated once and reused);
 2. ``ingest`` (:mod:`.ingest`): the raw log into the lake (pages, items, quarantine);
 3. ``explore`` (:mod:`.explore`): hypotheses, survival, audit -> ``reports/findings.yaml``;
-4. ``train`` (:mod:`.train`): models, registry, ``reports/benchmark.json``;
+4. ``train`` (:mod:`.train`): models, the MLflow registry, ``reports/benchmark.json``;
 5. ``simulate`` (:mod:`.simulate`): the session simulator, policies, ``reports/simulation.json``;
 6. ``business`` (:mod:`.business`): retention programmes, fairness, every gate measured,
    ``reports/business.json``.
@@ -29,7 +29,7 @@ from microsub.pipeline.ingest import ingest_raw
 from microsub.pipeline.raw import RawInput, generate_synthetic, prepare_raw
 from microsub.pipeline.run import STAGES, context, run
 from microsub.pipeline.simulate import simulation
-from microsub.pipeline.train import benchmark, benchmark_report, registry_names
+from microsub.pipeline.train import benchmark, benchmark_report, model_card, register_chosen
 
 __all__ = [
     "STAGES",
@@ -48,7 +48,8 @@ __all__ = [
     "ingest_raw",
     "prepare_raw",
     "read_pages",
-    "registry_names",
+    "model_card",
+    "register_chosen",
     "run",
     "simulation",
 ]

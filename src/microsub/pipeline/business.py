@@ -13,7 +13,7 @@ from microsub.business.config import BusinessConfig, load_config
 from microsub.business.gates import benchmark_measurements, evaluate_gates
 from microsub.business.study import BusinessResult, run_business
 from microsub.business.value import StakeTable
-from microsub.errors import ObjectNotFoundError
+from microsub.errors import ServingError
 from microsub.lake import Lake
 from microsub.models import chain
 from microsub.pipeline.cache import cached, code_digest
@@ -22,11 +22,9 @@ from microsub.pipeline.simulate import simulation, truth_of
 from microsub.pipeline.train import benchmark
 from microsub.plain import plain
 from microsub.progress import ProgressFactory, quiet
+from microsub.serve import latency
 from microsub.sim.learned import LearnedSimulator
 from microsub.sim.truth import TrueSimulator
-
-#: Where the real-time scoring benchmark publishes its latency (benchmarks/serving.py).
-SERVING_REPORT = "serving.json"
 
 
 def business_config(ctx: Context) -> BusinessConfig:
@@ -72,19 +70,13 @@ def business_case(ctx: Context, *, force: bool = False) -> BusinessResult:
 
 
 def measured_latency(lake: Lake) -> float | None:
-    """The scoring service's p99 latency in ms, as its load benchmark published it
-    (``reports/serving.json``; the rate closest to 200 requests/s), or None when it has not
-    been measured on this lake."""
+    """The scoring service's p99 latency in ms at the reference rate, as its load benchmark
+    published it (:func:`microsub.serve.latency.scoring_p99_ms`; ``inf`` when that run had
+    errors), or None when it has not been measured on this lake."""
     try:
-        doc = lake.get_json(contract.BUCKET_REPORTS, SERVING_REPORT)
-    except ObjectNotFoundError:
+        return latency.scoring_p99_ms(lake)
+    except ServingError:
         return None
-    runs = doc.get("runs") or []
-    if not runs:
-        return None
-    run = min(runs, key=lambda r: abs(float(r.get("rate", 0)) - 200))
-    value = run.get("p99_ms")
-    return float(value) if value is not None else None
 
 
 def gate_results(ctx: Context, result: BusinessResult) -> pd.DataFrame:

@@ -1,8 +1,8 @@
-"""Stage ``train``: the model benchmark, the model registry (``models`` bucket) and
-``reports/benchmark.json``."""
+"""Stage ``train``: the model benchmark, the MLflow registry and ``reports/benchmark.json``."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pandas as pd
@@ -12,7 +12,7 @@ from microsub.analysis import features, stats
 from microsub.business.gates import benchmark_gates
 from microsub.models import benchmark as bm
 from microsub.models.benchmark import BenchmarkResult
-from microsub.models.specs import CHURN_METRICS, SELECTION_RULES, TASKS, VALUE_METRICS
+from microsub.models.specs import CHURN_METRICS, TASKS, VALUE_METRICS
 from microsub.pipeline.cache import cached_on_pages, code_digest
 from microsub.pipeline.context import Context
 from microsub.plain import plain
@@ -33,16 +33,35 @@ def benchmark(ctx: Context, *, force: bool = False) -> BenchmarkResult:
     return cached_on_pages(ctx, _benchmark, code_digest(models, features, stats), force)
 
 
-def registry_names(result: BenchmarkResult) -> dict[str, str]:
-    """Registry name -> benchmark key of the models the train stage saves: the chosen model of
-    each task under the task's name (``churn``, ``value``), every scratch model under
-    ``<task>-<key>`` (e.g. ``churn-logistic-gd``, ``value-boosted-trees``)."""
-    names = {task: key for task, key in result.best.items()}
-    scratch = result.metrics[result.metrics["implementation"] == "scratch"]
-    for task, key in zip(scratch["task"], scratch["key"], strict=True):
-        short = key.removesuffix("_clf").removesuffix("_reg").replace("_", "-")
-        names[f"{task}-{short}"] = key
-    return names
+def model_card(
+    ctx: Context, result: BenchmarkResult, key: str, code: str
+) -> registry.ModelCard:
+    """The registry's card of benchmark model ``key``: what it is, its test and train metrics,
+    the data it was trained on, and its fingerprint (data digest, seed, ``code``, key)."""
+    test, train = result.row(key), result.row(key, train=True)
+    task = str(test["task"])
+    set_name, target = TASKS[task]
+    keep = [*CHURN_METRICS, "base_rate"] if task == "churn" else [*VALUE_METRICS]
+    timing = ["fit_s", "predict_s", "validation"]
+    fingerprint = hashlib.sha256(
+        f"{ctx.data_digest}|{ctx.settings.seed}|{code}|{key}".encode()
+    ).hexdigest()[:16]
+    return registry.ModelCard(
+        task=task,
+        key=key,
+        label=str(test["model"]),
+        implementation=str(test["implementation"]),
+        feature_set=set_name,
+        features=tuple(features.FEATURE_SETS[set_name].columns),
+        target=target,
+        metrics={
+            "test": {k: float(test[k]) for k in [*keep, *timing]},
+            "train": {k: float(train[k]) for k in keep},
+        },
+        data=_training_data(ctx, result),
+        fingerprint=fingerprint,
+        hyperparameters=registry.plain_params(result.estimators[key]),
+    )
 
 
 def _training_data(ctx: Context, result: BenchmarkResult) -> dict[str, Any]:
@@ -69,52 +88,52 @@ def benchmark_report(result: BenchmarkResult) -> dict[str, Any]:
     return report
 
 
+def register_chosen(
+    ctx: Context, result: BenchmarkResult, aliases: tuple[str, ...] = (registry.CHAMPION,)
+) -> dict[str, registry.VersionInfo]:
+    """Register the chosen model of each task in MLflow with ``aliases``; task -> version.
+
+    A model whose fingerprint (data, seed, code, key) is already registered is not logged again,
+    and its aliases are then left where they are (a champion promoted since stays champion).
+    """
+    code = code_digest(models, features, stats)
+    return {
+        task: registry.register(
+            ctx.settings, model_card(ctx, result, key, code), result.estimators[key],
+            aliases=aliases, only_if_new=True,
+        )
+        for task, key in result.best.items()
+    }  # fmt: skip
+
+
 def train_stage(
     ctx: Context, progress: ProgressFactory = quiet, force: bool = False
 ) -> dict[str, Any]:
-    """Stage ``train``: benchmark the models, register the chosen and the scratch ones in the
-    ``models`` bucket with their cards, and write ``reports/benchmark.json``.
+    """Stage ``train``: benchmark the models, register the chosen model of each task in the
+    MLflow registry (``microsub-churn``, ``microsub-value``) with the alias ``champion``, and
+    write ``reports/benchmark.json``.
 
-    Idempotent: the benchmark comes from the cache when the data and code are unchanged, and
-    neither the models nor the report are rewritten when their content is the same.
+    Idempotent: the benchmark comes from the cache when the data and code are unchanged; a model
+    whose fingerprint is registered already is not logged again (:mod:`microsub.serve.registry`),
+    and the report is not rewritten when its content is the same.
 
     Returns:
-        ``{"best": task -> key, "models": registry name -> sha256 of the model bytes}``.
+        ``{"best": task -> key, "models": task -> registered version}`` (a version as
+        :meth:`~microsub.serve.registry.VersionInfo.to_dict`).
     """
     with progress("training and benchmarking the churn and value models", None) as advance:
         result = benchmark(ctx, force=force)
         data = _training_data(ctx, result)
-        saved = {}
-        for name, key in registry_names(result).items():
-            test, train = result.row(key), result.row(key, train=True)
-            task = str(test["task"])
-            set_name, target = TASKS[task]
-            keep = [*CHURN_METRICS, "base_rate"] if task == "churn" else [*VALUE_METRICS]
-            timing = ["fit_s", "predict_s", "validation"]
-            card = registry.make_card(
-                task=task,
-                target=target,
-                feature_set=set_name,
-                features=list(features.FEATURE_SETS[set_name].columns),
-                estimator=result.estimators[key],
-                metrics={
-                    "test": {k: float(test[k]) for k in [*keep, *timing]},
-                    "train": {k: float(train[k]) for k in keep},
-                },
-                data=data,
-                model=key,
-                label=str(test["model"]),
-                implementation=str(test["implementation"]),
-                chosen=name == task,
-                selection_rule=SELECTION_RULES[task],
-            )
-            stored = registry.save_model(ctx.lake, name, result.estimators[key], card)
-            saved[name] = stored["artifact"]["sha256"]
+        registered = {t: v.to_dict() for t, v in register_chosen(ctx, result).items()}
+        models_ = {
+            t: {k: v[k] for k in ("name", "version", "uri", "run_id", "fingerprint")}
+            for t, v in registered.items()
+        }
         report = {
             **benchmark_report(result),
             "data": {k: data[k] for k in ("digest", "rows", "source", "seed")},
-            "models": saved,
+            "models": models_,
         }
         ctx.lake.put_json(contract.BUCKET_REPORTS, "benchmark.json", report, if_changed=not force)
         advance(1)
-    return {"best": dict(result.best), "models": saved}
+    return {"best": dict(result.best), "models": registered}

@@ -1,73 +1,158 @@
-"""The model registry: trained estimators and their cards in the lake's ``models`` bucket.
+"""The model registry on MLflow: every training run, its models, and which version serves.
 
-Layout (one folder per model name; a re-save replaces the model of that name)::
+One registry (this replaces the project's earlier folder of pickles). Each call of
+:func:`register` is one MLflow *run* in the experiment :data:`EXPERIMENT` that logs
 
-    models/<name>/model.joblib    the fitted estimator, serialised by joblib (compressed pickle)
-    models/<name>/card.json       what the model is: task, target, features, hyper-parameters,
-                                  metrics (test and train), the data it was trained on (the
-                                  pages manifest's digest, rows and source), the sha256 and
-                                  size of model.joblib, and the package versions
+* parameters: the benchmark key, label, implementation, feature set, target, seed, the training
+  data's manifest digest (``data_digest``) and row count (``data_rows``), and the estimator's
+  hyper-parameters (``hp.<name>``);
+* metrics: ``test_<metric>`` (held-out sessions) and ``train_<metric>`` (fit rows);
+* the model, in MLflow's ``sklearn`` flavour serialised with **skops** (no pickle: the file holds
+  the estimator's state as JSON and arrays, rebuilt only from an allow-list of types), with a
+  signature naming its feature columns, and ``card.json`` (everything above as one document);
 
-The card is written after the model bytes, so it is the commit point: a reader goes through the
-card, and :func:`load_model` checks the bytes against the card's sha256 before unpickling them.
+and registers the model as a new version of :data:`MODEL_NAMES` ``[task]`` (``microsub-churn``,
+``microsub-value``). The version that serves carries the alias :data:`CHAMPION`; a candidate under
+evaluation carries :data:`CHALLENGER` (aliases, not the deprecated stages).
 
-Security: loading a model **executes pickled code** (that is how pickle rebuilds objects). The
-sha256 check catches corruption and accidental edits, not an attacker who can rewrite both files:
-only load models from a lake you trust.
+Idempotence: a version is identified by its *fingerprint* (the training data's digest, the seed,
+the digest of the model and feature code, the benchmark key; see :class:`ModelCard`), stored as
+the version tag ``fingerprint``. Registering a model whose fingerprint already has a version
+logs nothing and reuses that version, so re-running ``microsub run`` (or ``--force``) on the same
+data and code never piles up versions; new data or new code registers a new one. The train stage
+moves ``champion`` only to a version it has just registered (or when there is none), so a
+re-run does not undo a promotion made since by the daily DAG.
+
+Where the registry and the artifacts are: :mod:`microsub.serve.tracking` (by default a SQLite
+file under the data folder, artifacts in the lake's ``models`` bucket under ``mlflow/``).
+
+Loading (:func:`load`): ``models:/microsub-churn@champion`` is resolved by the registry, the
+artifacts are downloaded, and the skops file is loaded after checking that every type it needs
+comes from :data:`TRUSTED_MODULES` (the allow-list is ours, not the file's). MLflow's own
+``mlflow.sklearn.load_model("models:/microsub-churn@champion")`` loads the same model once
+``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true`` is set; either way the ``microsub`` package must be
+importable, since the chosen models may be its from-scratch estimators.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import re
+import json
+import math
+import tempfile
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-import joblib
+import mlflow
+import mlflow.sklearn
 import numpy
+import scipy
 import sklearn
+import skops
+import skops.io
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.types import ColSpec, Schema
 
-from microsub import __version__, contract
-from microsub.errors import ContractError, IntegrityError, ObjectNotFoundError
-from microsub.lake import Lake, plain_json
+from microsub import __version__
+from microsub.config import Settings
+from microsub.errors import ServingError
+from microsub.serve.tracking import (
+    ARTIFACT_FOLDER,
+    EXPERIMENT,
+    artifact_root,
+    connect,
+    experiment_id,
+)
 
-#: Version of the card's layout.
-CARD_VERSION = 1
-#: Keys every card handed to :func:`save_model` must hold.
-REQUIRED_CARD_KEYS = ("task", "target", "feature_set", "features", "metrics", "data")
-#: A model name: lower-case letters, digits, ``.``, ``_`` and ``-``, starting with a letter or
-#: digit (it is a folder of the bucket).
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-MODEL_FILE = "model.joblib"
-CARD_FILE = "card.json"
+#: Registered model of each task.
+MODEL_NAMES = {"churn": "microsub-churn", "value": "microsub-value"}
+#: Alias of the version that serves, and of a candidate under evaluation.
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+#: A model may be rebuilt only from types of these modules (the skops allow-list).
+TRUSTED_MODULES = ("microsub.", "sklearn.", "numpy.", "scipy.")
+#: Longest parameter value logged (MLflow limits them; reprs of pipelines are long).
+PARAM_CHARS = 500
 
 
-class RegisteredModel(NamedTuple):
-    """A model loaded from the registry: the fitted estimator and its card."""
+@dataclass(frozen=True)
+class ModelCard:
+    """What a training run knows about one model.
+
+    Attributes:
+        task: ``"churn"`` or ``"value"``.
+        key: benchmark key (``boosted_trees_clf``, ``hurdle_trees``, ...); label: its name in
+            tables; implementation: ``scratch``, ``scikit-learn`` or ``baseline``.
+        feature_set: name in :data:`microsub.analysis.features.FEATURE_SETS`; features: its
+            columns, in the order ``predict`` expects; target: ``done`` or ``reward``.
+        metrics: ``{"test": {...}, "train": {...}}``, metric name -> value.
+        data: the training data: ``digest`` (manifest digest), ``rows`` (manifest rows),
+            ``source``, ``seed``, and what else identifies it.
+        fingerprint: identity of (data, seed, code, key); equal fingerprints mean the same model.
+        hyperparameters: the estimator's parameters as JSON values.
+    """
+
+    task: str
+    key: str
+    label: str
+    implementation: str
+    feature_set: str
+    features: tuple[str, ...]
+    target: str
+    metrics: Mapping[str, Mapping[str, float]]
+    data: Mapping[str, Any]
+    fingerprint: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as JSON values (``card.json`` of the run)."""
+        out = asdict(self)
+        out["features"] = list(self.features)
+        return json.loads(json.dumps(out, default=str))
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered model version.
+
+    Attributes:
+        name: registered model (``microsub-churn``); version: its number, as MLflow's string.
+        task, key, label: what it is; fingerprint: see :class:`ModelCard`.
+        run_id: the training run; uri: ``models:/<name>/<version>``.
+        aliases: aliases pointing at it; metrics: the run's metrics (``test_roc_auc``, ...);
+        data_digest, data_rows: the training data; features: feature columns.
+    """
+
+    name: str
+    version: str
+    task: str
+    key: str
+    label: str
+    fingerprint: str
+    run_id: str
+    uri: str
+    aliases: tuple[str, ...]
+    metrics: dict[str, float]
+    data_digest: str
+    data_rows: int
+    features: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON values (for reports)."""
+        out = asdict(self)
+        out["aliases"], out["features"] = list(self.aliases), list(self.features)
+        return out
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded from the registry: the fitted estimator and its version."""
 
     estimator: Any
-    card: dict[str, Any]
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
-        raise ContractError(
-            f"model name must match {NAME.pattern} (lower-case letters, digits, '.', '_', '-'); "
-            f"got {name!r}"
-        )
-    return name
-
-
-def _versions() -> dict[str, str]:
-    """Versions of the packages a pickled model depends on."""
-
-    return {
-        "microsub": __version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": numpy.__version__,
-        "joblib": joblib.__version__,
-    }
+    info: VersionInfo
 
 
 def plain_params(estimator: Any) -> dict[str, Any]:
@@ -82,179 +167,295 @@ def plain_params(estimator: Any) -> dict[str, Any]:
     return out
 
 
-def serialise(estimator: Any) -> bytes:
-    """The joblib bytes of ``estimator`` (zlib level 3), in a canonical form.
+# --------------------------------------------------------------------------------------------
+# Registering
+# --------------------------------------------------------------------------------------------
+def trusted_types(estimator: Any) -> list[str]:
+    """Types skops must be told to trust to rebuild ``estimator`` (our allow-list only).
 
-    Pickle records which objects are shared, so an estimator just fitted and the same estimator
-    read back from a cache can give different bytes (scikit-learn's ``Pipeline`` does). The
-    bytes are therefore taken after one round trip, a fixed point: the same model always gives
-    the same bytes, and saving it again is recognised as no change.
+    Raises:
+        ServingError: the estimator holds a type outside :data:`TRUSTED_MODULES`.
     """
-
-    def dump(obj: Any) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump(obj, buffer, compress=3)
-        return buffer.getvalue()
-
-    return dump(joblib.load(io.BytesIO(dump(estimator))))
+    needed = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+    return _check_types(needed, what=type(estimator).__name__)
 
 
-def make_card(
-    *,
-    task: str,
-    target: str,
-    feature_set: str,
-    features: list[str],
-    estimator: Any,
-    metrics: Mapping[str, Mapping[str, float]],
-    data: Mapping[str, Any],
-    **extra: Any,
-) -> dict[str, Any]:
-    """A model card for :func:`save_model`.
+def _check_types(needed: list[str], *, what: str) -> list[str]:
+    outside = [t for t in needed if not t.startswith(TRUSTED_MODULES)]
+    if outside:
+        raise ServingError(
+            f"model {what} needs types {outside} outside the allow-list {TRUSTED_MODULES}; "
+            "only estimators built from microsub, scikit-learn, NumPy and SciPy are registered"
+        )
+    return sorted(needed)
 
-    Args:
-        task: ``"churn"`` or ``"value"``.
-        target: the target column (``done``, ``reward``).
-        feature_set: name in :data:`microsub.features.FEATURE_SETS`.
-        features: feature names in the order of the columns ``predict`` expects.
-        estimator: the fitted estimator (its class and hyper-parameters are recorded).
-        metrics: ``{"test": {...}, "train": {...}}`` metric name -> value.
-        data: the training data: ``digest`` (:attr:`microsub.pipeline.Context.data_digest`),
-            ``rows`` (rows of the pages manifest), ``source``, and what else identifies it.
-        extra: further JSON keys (e.g. ``model``, ``selection``).
-    """
-    cls = type(estimator)
+
+def _signature(card: ModelCard) -> ModelSignature:
+    """Inputs: one double column per feature; output: P(leave) or expected Yuan."""
+    output = "p_leave" if card.task == "churn" else "expected_value"
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in card.features]),
+        outputs=Schema([ColSpec("double", output)]),
+    )
+
+
+def _requirements() -> list[str]:
+    """Packages the model needs (stated, not inferred: inference loads the model in a
+    subprocess). ``microsub`` holds the from-scratch estimators."""
+    return [
+        f"microsub=={__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"scipy=={scipy.__version__}",
+        f"skops=={skops.__version__}",
+    ]
+
+
+def _params(card: ModelCard) -> dict[str, str]:
+    params = {
+        "task": card.task,
+        "model": card.key,
+        "label": card.label,
+        "implementation": card.implementation,
+        "feature_set": card.feature_set,
+        "target": card.target,
+        "seed": card.data.get("seed"),
+        "data_digest": card.data.get("digest"),
+        "data_rows": card.data.get("rows"),
+        **{f"hp.{k}": v for k, v in card.hyperparameters.items()},
+    }
+    return {k: str(v)[:PARAM_CHARS] for k, v in params.items()}
+
+
+def _metrics(card: ModelCard) -> dict[str, float]:
+    out = {}
+    for part, values in card.metrics.items():
+        for name, value in values.items():
+            if value is not None and math.isfinite(float(value)):
+                out[f"{part}_{name}"] = float(value)
+    return out
+
+
+def _version_tags(card: ModelCard) -> dict[str, str]:
     return {
-        "task": task,
-        "target": target,
-        "feature_set": feature_set,
-        "features": list(features),
-        "estimator": f"{cls.__module__}.{cls.__qualname__}",
-        "hyperparameters": plain_params(estimator),
-        "metrics": {part: dict(values) for part, values in metrics.items()},
-        "data": dict(data),
-        **extra,
+        "task": card.task,
+        "model": card.key,
+        "label": card.label,
+        "fingerprint": card.fingerprint,
+        "data_digest": str(card.data.get("digest")),
+        "data_rows": str(card.data.get("rows")),
+        "features": ",".join(card.features),
     }
 
 
-def save_model(lake: Lake, name: str, estimator: Any, card: Mapping[str, Any]) -> dict[str, Any]:
-    """Store ``estimator`` and its ``card`` under ``models/<name>/``.
+def _log_version(client: MlflowClient, settings: Settings, card: ModelCard, estimator: Any) -> str:
+    """Log one training run with its model and register it; returns the new version."""
+    experiment = experiment_id(client, settings)
+    trusted = trusted_types(estimator)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"{card.task}-{card.key}") as run:
+        mlflow.log_params(_params(card))
+        mlflow.log_metrics(_metrics(card))
+        mlflow.set_tags(_version_tags(card))
+        mlflow.log_dict(card.to_dict(), "card.json")
+        logged = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=trusted,
+            signature=_signature(card),
+            pip_requirements=_requirements(),
+            pyfunc_predict_fn="predict_proba" if card.task == "churn" else "predict",
+            metadata={"task": card.task, "features": list(card.features)},
+        )
+    name = MODEL_NAMES[card.task]
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, description=f"microsub {card.task} model (target {card.target})"
+        )
+    version = client.create_model_version(
+        name, logged.model_uri, run_id=run.info.run_id, tags=_version_tags(card),
+        model_id=logged.model_id,
+    )  # fmt: skip
+    return str(version.version)
 
-    The stored card is ``card`` plus ``name``, ``card_version``, ``artifact`` (key, format,
-    bytes, sha256 of the joblib bytes) and ``versions`` (packages). Saving the same model with
-    the same card again writes nothing.
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _find_version(client: MlflowClient, name: str, fingerprint: str) -> str | None:
+    """The newest version of ``name`` tagged with ``fingerprint``, if any."""
+    versions = client.search_model_versions(f"name = '{name}'")
+    found = [int(v.version) for v in versions if v.tags.get("fingerprint") == fingerprint]
+    return str(max(found)) if found else None
+
+
+def register(
+    settings: Settings,
+    card: ModelCard,
+    estimator: Any,
+    *,
+    aliases: tuple[str, ...] = (CHAMPION,),
+    only_if_new: bool = False,
+) -> VersionInfo:
+    """Log and register ``estimator`` (unless its fingerprint already has a version) and point
+    ``aliases`` at that version.
 
     Args:
-        lake: the lake (local or S3).
-        name: the model's name (:data:`NAME`).
-        estimator: a fitted estimator.
-        card: JSON-safe description holding at least :data:`REQUIRED_CARD_KEYS`
-            (see :func:`make_card`).
+        settings: where the registry and the lake are.
+        card: what the model is (:class:`ModelCard`).
+        estimator: the fitted estimator (scikit-learn API).
+        aliases: aliases to set on the version (default: :data:`CHAMPION`).
+        only_if_new: set an alias only when this call registered the version, or when the
+            alias points nowhere yet (a re-run then leaves a promotion made since in place).
 
     Returns:
-        The stored card.
+        The version (:class:`VersionInfo`), new or reused.
 
     Raises:
-        ContractError: a bad name, or a card without the required keys.
+        ServingError: the estimator holds types outside the allow-list.
+        ConfigError: the tracking store keeps this experiment's artifacts in another lake.
     """
-    _check_name(name)
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
-    if missing:
-        raise ContractError(
-            f"model card for {name!r} lacks {missing}; it has {sorted(card)}. "
-            "Build it with microsub.registry.make_card."
+    name = MODEL_NAMES[card.task]
+    with connect(settings) as client:
+        version = _find_version(client, name, card.fingerprint)
+        new = version is None
+        if version is None:
+            version = _log_version(client, settings, card, estimator)
+        for alias in aliases:
+            if new or not only_if_new or _alias_version(client, name, alias) is None:
+                client.set_registered_model_alias(name, alias, version)
+        return _version_info(client, name, version)
+
+
+def set_alias(settings: Settings, task: str, alias: str, version: str) -> VersionInfo:
+    """Point ``alias`` of the task's registered model at ``version``; returns that version."""
+    name = MODEL_NAMES[task]
+    with connect(settings) as client:
+        client.set_registered_model_alias(name, alias, str(version))
+        return _version_info(client, name, str(version))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+def _version_info(client: MlflowClient, name: str, version: str) -> VersionInfo:
+    mv = client.get_model_version(name, version)
+    tags = dict(mv.tags)
+    metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+    return VersionInfo(
+        name=name,
+        version=str(mv.version),
+        task=tags.get("task", ""),
+        key=tags.get("model", ""),
+        label=tags.get("label", ""),
+        fingerprint=tags.get("fingerprint", ""),
+        run_id=mv.run_id or "",
+        uri=f"models:/{name}/{mv.version}",
+        aliases=tuple(sorted(mv.aliases)),
+        metrics=metrics,
+        data_digest=tags.get("data_digest", ""),
+        data_rows=int(tags.get("data_rows") or 0),
+        features=tuple(f for f in tags.get("features", "").split(",") if f),
+    )
+
+
+def version(settings: Settings, task: str, alias: str = CHAMPION) -> VersionInfo | None:
+    """The version of the task's model that carries ``alias``, or ``None``."""
+    name = MODEL_NAMES[task]
+    with connect(settings) as client:
+        try:
+            mv = client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return _version_info(client, name, str(mv.version))
+
+
+def versions(settings: Settings) -> list[VersionInfo]:
+    """Every registered version of both models, by name and version number."""
+    out = []
+    with connect(settings) as client:
+        for name in MODEL_NAMES.values():
+            found = client.search_model_versions(f"name = '{name}'")
+            for v in sorted(found, key=lambda v: int(v.version)):
+                out.append(_version_info(client, name, str(v.version)))
+    return out
+
+
+def load_skops_model(local: Path) -> Any:
+    """The estimator of a downloaded MLflow ``sklearn`` model folder (skops format), rebuilt
+    only from types of :data:`TRUSTED_MODULES`.
+
+    Raises:
+        ServingError: not a skops model, or it needs a type outside the allow-list.
+    """
+    conf = Model.load(str(local)).flavors.get("sklearn", {})
+    if conf.get("serialization_format") != mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS:
+        raise ServingError(
+            f"the model at {local} is not stored with skops (format "
+            f"{conf.get('serialization_format')!r}); microsub loads skops models only. "
+            "Register it again with `microsub run --force`."
         )
-    blob = serialise(estimator)
-    model_key = f"{name}/{MODEL_FILE}"
-    stored = {
-        **dict(card),
-        "name": name,
-        "card_version": CARD_VERSION,
-        "artifact": {
-            "key": model_key,
-            "format": "joblib",
-            "bytes": len(blob),
-            "sha256": hashlib.sha256(blob).hexdigest(),
-        },
-        "versions": _versions(),
-    }
-    card_key = f"{name}/{CARD_FILE}"
-    # round trip through the lake's JSON so that the comparison sees what a reader would
-    lake.ensure_buckets([contract.BUCKET_MODELS])
-    try:
-        current = lake.get_json(contract.BUCKET_MODELS, card_key)
-    except ObjectNotFoundError:
-        current = None
-    if current is not None and current == plain_json(stored) and lake.exists(
-        contract.BUCKET_MODELS, model_key
-    ):
-        return current
-    lake.put_bytes(contract.BUCKET_MODELS, model_key, blob)
-    lake.put_json(contract.BUCKET_MODELS, card_key, stored)
-    return lake.get_json(contract.BUCKET_MODELS, card_key)
+    path = local / conf["pickled_model"]
+    needed = skops.io.get_untrusted_types(file=path)
+    return skops.io.load(path, trusted=_check_types(needed, what=str(path)))
 
 
-def read_card(lake: Lake, name: str) -> dict[str, Any]:
-    """The card of model ``name``.
+def load(settings: Settings, task: str, alias: str = CHAMPION) -> LoadedModel:
+    """The estimator of ``models:/<MODEL_NAMES[task]>@<alias>`` and its version.
 
     Raises:
-        ObjectNotFoundError: no such model (the message lists the registered names).
+        ServingError: no version carries the alias (the message says how to train one), or the
+            model is not a skops model of allowed types.
     """
-    _check_name(name)
-    try:
-        return lake.get_json(contract.BUCKET_MODELS, f"{name}/{CARD_FILE}")
-    except ObjectNotFoundError:
-        names = [c["name"] for c in list_models(lake)]
-        raise ObjectNotFoundError(
-            f"no model {name!r} in the {contract.BUCKET_MODELS!r} bucket of {lake.location}; "
-            f"registered models: {names or 'none'} (`microsub run` trains them)"
-        ) from None
+    name = MODEL_NAMES[task]
+    with connect(settings) as client:
+        try:
+            mv = client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            raise ServingError(
+                f"no version of {name!r} has the alias {alias!r} in {settings.tracking_uri}; "
+                "train and register one with `microsub run` (same MICROSUB_DATA_DIR / "
+                "MICROSUB_MLFLOW_TRACKING_URI)"
+            ) from None
+        info = _version_info(client, name, str(mv.version))
+        with tempfile.TemporaryDirectory(prefix="microsub-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}@{alias}", dst_path=tmp
+            )
+            estimator = load_skops_model(Path(local))
+    return LoadedModel(estimator, info)
 
 
-def load_model(lake: Lake, name: str) -> RegisteredModel:
-    """The estimator and card of model ``name``, its bytes verified against the card.
-
-    Unpickling executes code: only load from a lake you trust (module docstring).
-
-    Raises:
-        ObjectNotFoundError: no such model, or its bytes are missing.
-        IntegrityError: the bytes do not match the card's size or sha256.
-    """
-
-    card = read_card(lake, name)
-    artifact = card["artifact"]
-    blob = lake.get_bytes(contract.BUCKET_MODELS, artifact["key"])
-    digest = hashlib.sha256(blob).hexdigest()
-    if len(blob) != artifact["bytes"] or digest != artifact["sha256"]:
-        raise IntegrityError(
-            f"model {name!r} at {contract.BUCKET_MODELS}/{artifact['key']} does not match its "
-            f"card: expected {artifact['bytes']} bytes with sha256 {artifact['sha256'][:16]}…, "
-            f"found {len(blob)} bytes with sha256 {digest[:16]}…. The file was altered or "
-            "damaged; retrain it with `microsub run --force`."
-        )
-    return RegisteredModel(joblib.load(io.BytesIO(blob)), card)
-
-
-def list_models(lake: Lake) -> list[dict[str, Any]]:
-    """The cards of every registered model, sorted by name (folders without a card skipped)."""
-    cards = []
-    for entry in lake.list(contract.BUCKET_MODELS):
-        name = entry.rstrip("/")
-        if entry.endswith("/") and NAME.match(name):
-            try:
-                cards.append(lake.get_json(contract.BUCKET_MODELS, f"{name}/{CARD_FILE}"))
-            except ObjectNotFoundError:
-                continue
-    return sorted(cards, key=lambda c: c["name"])
+def champions(settings: Settings) -> dict[str, LoadedModel]:
+    """The champion of each task: ``{"churn": LoadedModel, "value": LoadedModel}``."""
+    return {task: load(settings, task, CHAMPION) for task in MODEL_NAMES}
 
 
 __all__ = [
-    "RegisteredModel",
-    "list_models",
-    "load_model",
-    "make_card",
+    "ARTIFACT_FOLDER",
+    "CHALLENGER",
+    "CHAMPION",
+    "EXPERIMENT",
+    "MODEL_NAMES",
+    "TRUSTED_MODULES",
+    "LoadedModel",
+    "ModelCard",
+    "VersionInfo",
+    "artifact_root",
+    "champions",
+    "connect",
+    "load",
+    "load_skops_model",
     "plain_params",
-    "read_card",
-    "save_model",
-    "serialise",
+    "register",
+    "set_alias",
+    "trusted_types",
+    "version",
+    "versions",
 ]

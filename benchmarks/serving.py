@@ -1,0 +1,174 @@
+"""Latency of the real-time scoring service under open-loop load, beside the in-process time.
+
+Starts a real ``microsub serve`` process on a free loopback port (one uvicorn worker, access log
+off), warms it up, then sends requests on a fixed schedule (:mod:`microsub.serve.loadtest`:
+open loop, so a slow server is not hidden by a slower client) at each ``--rates`` value for
+``--duration`` seconds: p50, p99 and max latency (from the time a request was due to the full
+answer) and the errors (any status but 200, broken connections, answers later than
+``--timeout``). Beside it, the time to score one page inside the process (the same features and
+models, no HTTP). Target: p99 < 5 ms at 200 requests/s; the business gate is 100 ms.
+
+The request bodies are real sessions of the lake's pages table (every prefix of 500 sessions:
+one request per page a shopper saw), so the feature code runs on sessions of every length.
+
+The result is printed as a table and published to the lake of the current settings as
+``reports/serving.json`` (keys: :mod:`microsub.serve.latency`), where the business stage reads
+it. Settings come from ``MICROSUB_*`` as for the ``microsub`` command; the champions must be
+registered (``--train`` runs the pipeline's train stage first, which registers them)::
+
+    .venv/bin/python benchmarks/serving.py                      # 200 and 1,000 requests/s, 60 s
+    .venv/bin/python benchmarks/serving.py --rates 100 --duration 10 --train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from microsub import pipeline
+from microsub.config import get_settings
+from microsub.lake import open_lake
+from microsub.serve import latency, loadtest, registry, scoring
+
+HOST = "127.0.0.1"
+
+
+def session_bodies(pages, sessions: int, seed: int) -> list[list[dict]]:
+    """Every prefix of ``sessions`` random sessions: the pages a client sends per request."""
+    ids = np.random.default_rng(seed).choice(pages["session_id"].unique(), sessions, replace=False)
+    chosen = pages[pages["session_id"].isin(ids)].sort_values(["session_id", "line_no"])
+    out = []
+    for _, session in chosen.groupby("session_id"):
+        records = json.loads(session[list(scoring.PAGE_FIELDS)].to_json(orient="records"))
+        out += [records[: t + 1] for t in range(len(records))]
+    order = np.random.default_rng(seed + 1).permutation(len(out))
+    return [out[i] for i in order]
+
+
+def in_process(bodies: list[list[dict]], scorer: scoring.Scorer, n: int) -> list[float]:
+    """Seconds to score the last page of each of ``n`` bodies (features + models)."""
+    times = []
+    for i in range(n):
+        pages = bodies[i % len(bodies)]
+        start = time.perf_counter()
+        scoring.score_session(pages, scorer)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, key: str, log: Path) -> subprocess.Popen:
+    """``microsub serve`` with the current settings and ``key``; waits for /health."""
+    env = {**os.environ, "MICROSUB_API_KEY": key}
+    command = [str(Path(sys.executable).parent / "microsub"), "serve", "--host", HOST,
+               "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"microsub serve exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("microsub serve did not answer /health within 120 s")
+
+
+def print_table(report: dict) -> None:
+    head = f"{'rate (req/s)':>12} {'sent':>7} {'errors':>7} {'achieved':>9} " \
+           f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"  # fmt: skip
+    print(head)
+    print("-" * len(head))
+
+    def ms(value):
+        return f"{value:8.2f}" if value is not None else f"{'-':>8}"
+
+    for r in report["rates"]:
+        print(f"{r['rate']:>12g} {r['sent']:>7} {r['errors']:>7} {r['achieved_rps']:>9.1f} "
+              f"{ms(r['p50_ms'])} {ms(r['p99_ms'])} {ms(r['max_ms'])}")  # fmt: skip
+    inside = report["in_process_ms"]
+    print(
+        f"{'in-process':>12} {inside['n']:>7} {'':>7} {'':>9} {ms(inside['p50'])} "
+        f"{ms(inside['p99'])} {'':>8}   (one page: features + both models, no HTTP)"
+    )
+    print(
+        f"target: p99 < {report['target_p99_ms']:g} ms at {report['reference_rate']} req/s; "
+        f"business gate p99 < {report['gate_p99_ms']:g} ms. "
+        f"Measured p99 at {report['reference_rate']}: {report['scoring_p99_ms']} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="200,1000", help="requests/s, comma-separated")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per rate")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds before an error")
+    parser.add_argument("--sessions", type=int, default=500, help="sessions of request bodies")
+    parser.add_argument("--in-process", type=int, default=2000, help="pages scored in-process")
+    parser.add_argument("--train", action="store_true", help="run the train stage first")
+    parser.add_argument(
+        "--log", type=Path, default=None, help="server log [<data dir>/serving-benchmark.log]"
+    )
+    args = parser.parse_args()
+
+    settings = get_settings()
+    log = args.log or settings.data_dir / "serving-benchmark.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    ctx = pipeline.run(settings, stages=("train",) if args.train else ())
+    models = registry.champions(settings)
+    scorer = scoring.Scorer.from_models(models)
+    pages = pipeline.read_pages(ctx).to_pandas()
+    bodies = session_bodies(pages, args.sessions, settings.seed)
+    inside = in_process(bodies, scorer, args.in_process)
+
+    key, port = secrets.token_urlsafe(24), free_port()
+    requests = loadtest.prepare(HOST, port, "/score",
+                                [json.dumps({"pages": b}).encode() for b in bodies],
+                                {"X-API-Key": key})  # fmt: skip
+    server = start_server(port, key, log)
+    try:
+        loadtest.open_loop(HOST, port, requests, rate=50, duration=3)  # warm-up, not counted
+        runs = []
+        for rate in (float(r) for r in args.rates.split(",")):
+            run = loadtest.open_loop(
+                HOST, port, requests, rate=rate, duration=args.duration, timeout=args.timeout
+            )
+            runs.append(run)
+            time.sleep(2)  # let a saturated server drain before the next rate
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    report = latency.serving_report(
+        runs, inside,
+        {t: {"name": m.info.name, "version": m.info.version} for t, m in models.items()},
+        server={"workers": 1, "host": HOST, "access_log": False},
+        machine={"cpus": os.cpu_count(), "python": platform.python_version(),
+                 "platform": platform.platform()},
+    )  # fmt: skip
+    print_table(report)
+    lake = open_lake(settings)
+    latency.publish(lake, report)
+    print(f"published {lake.location}/reports/{latency.REPORT_KEY}")
+
+
+if __name__ == "__main__":
+    main()
