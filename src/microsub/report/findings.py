@@ -77,9 +77,14 @@ GENERATOR_TERMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def describe_source(source: Mapping[str, Any]) -> str:
-    """One phrase naming the data a run used, from the pages manifest's ``source``."""
+def describe_source(source: Mapping[str, Any], *, brief: bool = False) -> str:
+    """One phrase naming the data a run used, from the pages manifest's ``source``
+    (``brief``: without seed and generator digest, for slides)."""
     kind = source.get("kind")
+    if kind == "synthetic" and brief:
+        pages = source.get("n_pages")
+        size = f" ({pages:,} pages)" if isinstance(pages, int) else ""
+        return f"synthetic data calibrated to the real sample{size}"
     if kind == "synthetic":
         pages = source.get("n_pages")
         size = f"{pages:,} pages, " if isinstance(pages, int) else ""

@@ -41,19 +41,36 @@ COLORS = {
 }
 
 
+#: Text size factor of every figure: 1 for the book; the deck raises it
+#: (:func:`set_font_scale`) so a room reads its figures from the back.
+_TEXT = {"scale": 1.0}
+
+
+def set_font_scale(scale: float) -> None:
+    """Scale the text of every figure drawn from now on in this process (1: the book's size).
+
+    The deck calls it once in its setup cell; the book never does.
+    """
+    if not scale > 0:
+        raise ValueError(f"font scale must be positive, got {scale!r}")
+    _TEXT["scale"] = float(scale)
+
+
 @contextmanager
 def style() -> Iterator[None]:
     """The figures' look (seaborn white grid, colour-blind palette), for the ``with`` block."""
 
+    k = _TEXT["scale"]
     rc = {
         "figure.dpi": 110,
         "savefig.dpi": 150,
-        "axes.titlesize": 11,
+        "font.size": 10 * k,
+        "axes.titlesize": 11 * k,
         "axes.titleweight": "bold",
-        "axes.labelsize": 10,
-        "xtick.labelsize": 9,
-        "ytick.labelsize": 9,
-        "legend.fontsize": 9,
+        "axes.labelsize": 10 * k,
+        "xtick.labelsize": 9 * k,
+        "ytick.labelsize": 9 * k,
+        "legend.fontsize": 9 * k,
         "legend.frameon": False,
         "axes.spines.top": False,
         "axes.spines.right": False,

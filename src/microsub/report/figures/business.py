@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from microsub import fmt
 from microsub.report.figures.base import COLORS, new_figure, percent_axis, style
@@ -17,7 +17,9 @@ _SIM_LABELS = {"learned": "learned simulator", "truth": "true generator"}
 
 def _dollars(ax, axis: str = "x") -> None:  # noqa: ANN001
     formatter = FuncFormatter(lambda v, _: fmt.format_money(v, "$", compact=True))
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(formatter)
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(formatter)
+    target.set_major_locator(MaxNLocator(nbins=5))  # dollar labels are wide: few of them
 
 
 def net_value(
@@ -26,6 +28,7 @@ def net_value(
     scale: float = 1.0,
     xlabel: str = "net value per month (value kept minus cost, 95 % interval)",
     title: str = "What each programme is worth a month",
+    short: bool = False,
 ) -> Figure:
     """Net value of every programme, with 95 % intervals, in each simulator.
 
@@ -34,6 +37,7 @@ def net_value(
             ``net_usd_low``, ``net_usd_high``; US$ a month at the configured traffic).
         scale: factor applied to every amount (e.g. to a year at the platform's scale:
             12 x platform sessions / configured sessions); ``xlabel`` and ``title`` say it.
+        short: programme names without their parenthesis (slides).
     """
     learned = programmes[programmes["simulator"] == "learned"].set_index("policy")
     order = list(learned["net_usd"].sort_values().index)
@@ -49,7 +53,7 @@ def net_value(
             ax.errorbar(net, y, xerr=err, fmt="o", ms=5, capsize=2,
                         color=_SIM_COLORS[sim], label=_SIM_LABELS[sim])  # fmt: skip
         ax.axvline(0, color=COLORS["muted"], lw=1, ls=":")
-        ax.set_yticks(range(len(order)), order)
+        ax.set_yticks(range(len(order)), [p.split(" (")[0] if short else p for p in order])
         ax.set_xlabel(xlabel)
         _dollars(ax)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)

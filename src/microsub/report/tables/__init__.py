@@ -4,7 +4,8 @@ Chapters stay thin: a cell calls one of these and prints it as Markdown. Numbers
 here (through :mod:`microsub.fmt`), column names here (through :mod:`microsub.report.labels`).
 
 Modules: :mod:`.explore` (data and exploration), :mod:`.models` (the benchmark), :mod:`.sim`
-(the simulator), :mod:`.business` (the business case). Every table is importable from here.
+(the simulator), :mod:`.business` (the business case), :mod:`.deck` (tables only the deck
+shows). Every table is importable from here.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from microsub.report.tables.business import (
     breakeven_display,
     fairness_display,
     gate_display,
+    next_steps_display,
     programme_display,
     qini_display,
     sensitivity_display,
+    worth_display,
 )
+from microsub.report.tables.deck import data_overview, feature_strategy, gate_summary
 from microsub.report.tables.explore import (
     CALIBRATION_LABELS,
     FIELD_MEANINGS,
@@ -52,18 +56,22 @@ __all__ = [
     "assumptions_table",
     "breakeven_display",
     "calibration_display",
+    "data_overview",
     "display_agreement",
     "display_gates",
     "display_importance",
     "display_metrics",
     "display_value_verdict",
     "fairness_display",
+    "feature_strategy",
     "gate_display",
+    "gate_summary",
     "gap_display",
     "gates_table",
     "generator_display",
     "label",
     "layout_table",
+    "next_steps_display",
     "observation_table",
     "policy_display",
     "programme_display",
@@ -73,4 +81,5 @@ __all__ = [
     "strongest_correlate",
     "validation_display",
     "verdict_display",
+    "worth_display",
 ]
