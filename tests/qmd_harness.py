@@ -470,6 +470,22 @@ def duplicate_labels(docs: Iterable[QmdDocument]) -> list[str]:
     ]
 
 
+#: An f-string with a format spec ({x:.2f}, {n:,}, {s:.0%}): a number rounded by hand.
+F_STRING = re.compile(r"(?<![\w])[fF][rR]?([\"'])")
+FORMAT_SPEC = re.compile(r"\{[^{}]*?:[^{}]*\}")
+
+
+def inline_format_problems(doc: QmdDocument) -> list[str]:
+    """Inline expressions that round a number by hand (an f-string format spec) instead of
+    through :mod:`microsub.fmt`, so one quantity could read two ways in the book."""
+    return [
+        f"{doc.path}: {e.describe()} formats a number by hand; use microsub.fmt "
+        "(format_number, format_percent, format_count, format_money)"
+        for e in doc.inlines
+        if F_STRING.search(e.expr) and FORMAT_SPEC.search(e.expr)
+    ]
+
+
 def caption_problems(doc: QmdDocument) -> list[str]:
     """``fig-`` / ``tbl-`` cells without their caption option."""
     problems = []

@@ -68,3 +68,13 @@ def test_percentages_money_and_p_values() -> None:
     assert fmt.format_p(0.01234) == "0.0123"
     assert fmt.format_interval(1.134, 1.121, 1.142) == "1.13 (95 % CI 1.12 to 1.14)"
     assert fmt.format_count(20_000.4) == "20,000"
+
+
+def test_set_values_read_as_written() -> None:
+    assert [fmt.format_number(v, exact=True) for v in (0.8, 0.05, 100, 1e-6, 50_000, 0)] == [
+        "0.8", "0.05", "100", "0.000001", "50,000", "0"
+    ]
+    assert fmt.format_percent(0.2, exact=True) == "20 %"
+    assert fmt.format_percent(0.125, exact=True) == "12.5 %"
+    assert fmt.format_points(0.03, exact=True) == "3 percentage points"
+    assert fmt.format_points(0.0314) == "3.14 percentage points"

@@ -94,6 +94,12 @@ def test_every_label_is_unique_across_the_book_and_the_deck() -> None:
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=_name)
+def test_inline_numbers_go_through_the_shared_formatter(path: Path) -> None:
+    problems = qmd_harness.inline_format_problems(qmd_harness.parse_qmd(path))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=_name)
 def test_every_figure_and_table_has_a_caption(path: Path) -> None:
     problems = qmd_harness.caption_problems(qmd_harness.parse_qmd(path))
     assert not problems, "\n".join(problems)
@@ -143,6 +149,18 @@ def test_checks_catch_a_missing_label_and_a_missing_key(tmp_path: Path) -> None:
     cites = qmd_harness.citation_problems(doc, qmd_harness.bib_keys(BIBLIOGRAPHY))
     assert cites == [f"{doc_path}: citation @nobody1999 has no entry in the bibliography"]
     assert qmd_harness.citations(doc) == ["nobody1999", "pei2019value"]
+
+
+def test_inline_check_catches_a_number_rounded_by_hand(tmp_path: Path) -> None:
+    doc_path = tmp_path / "inline.qmd"
+    doc_path.write_text(
+        'A `{python} f"{share:.0%}"`, b `{python} fmt.format_percent(share)`, '
+        'c `{python} f"{n:,} pages"`, d `{python} f"{name} of {kind}"`.\n',
+        encoding="utf-8",
+    )
+    problems = qmd_harness.inline_format_problems(qmd_harness.parse_qmd(doc_path))
+    assert len(problems) == 2, problems
+    assert "share:.0%" in problems[0] and "n:," in problems[1]
 
 
 def test_number_check_catches_what_breaks_the_rounding_rule(tmp_path: Path) -> None:

@@ -30,16 +30,22 @@ SIGNIFICANT = 3
 TINY = 1e-6
 
 
-def format_number(x: Any, digits: int = SIGNIFICANT) -> str:
+def format_number(x: Any, digits: int = SIGNIFICANT, *, exact: bool = False) -> str:
     """A number for prose and tables, by one rule: ``digits`` significant digits in fixed
     point, integers from 100 up with thousands separators, never scientific notation.
 
     0.000420, 0.0123, 0.877, 1.20, 39.9, 2,412; "0" for zero; "< 0.000001" below
     :data:`TINY`; :data:`MISSING` for None, NaN, inf.
+
+    ``exact``: a value that is set, not measured (a target, a configured effect, a tolerance)
+    reads as written, without padding zeros: 0.8, 0.05, 100, 0.000001.
     """
     value = _finite(x)
     if value is None:
         return MISSING
+    if exact:
+        text = f"{value:,.6f}".rstrip("0").rstrip(".")
+        return text if text not in ("", "-0") else "0"
     if value == 0:
         return "0"
     if abs(value) < TINY:
@@ -64,14 +70,26 @@ def format_p(p: Any) -> str:
     return "< 0.001" if value < 0.001 else format_number(value)
 
 
-def format_percent(x: Any, digits: int = SIGNIFICANT, *, signed: bool = False) -> str:
+def format_percent(
+    x: Any, digits: int = SIGNIFICANT, *, signed: bool = False, exact: bool = False
+) -> str:
     """A share as a percentage with ``digits`` significant digits: 0.2516 -> "25.2 %",
-    0.0042 -> "0.420 %", 1 -> "100 %" (``signed``: "+25.2 %" / "-3.10 %")."""
+    0.0042 -> "0.420 %", 1 -> "100 %" (``signed``: "+25.2 %" / "-3.10 %"; ``exact``: a set
+    share as written, 0.2 -> "20 %")."""
     value = _finite(x)
     if value is None:
         return MISSING
-    text = format_number(value * 100, digits) + " %"
+    text = format_number(value * 100, digits, exact=exact) + " %"
     return f"+{text}" if signed and value > 0 else text
+
+
+def format_points(x: Any, *, exact: bool = False) -> str:
+    """A difference of two shares in percentage points: 0.03 -> "3.00 percentage points"
+    (``exact``: "3 percentage points")."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    return f"{format_number(value * 100, exact=exact)} percentage points"
 
 
 def format_money(x: Any, currency: str = "Yuan", digits: int = 3, *, compact: bool = False) -> str:
