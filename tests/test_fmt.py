@@ -68,3 +68,17 @@ def test_percentages_money_and_p_values() -> None:
     assert fmt.format_p(0.01234) == "0.0123"
     assert fmt.format_interval(1.134, 1.121, 1.142) == "1.13 (95 % CI 1.12 to 1.14)"
     assert fmt.format_count(20_000.4) == "20,000"
+
+
+def test_settings_read_exactly_in_fixed_point() -> None:
+    assert fmt.format_setting(1e-6) == "0.000001"
+    assert fmt.format_setting(1e-4) == "0.0001"
+    assert fmt.format_setting(0.1) == "0.1"
+    assert fmt.format_setting(0.25) == "0.25"
+    assert fmt.format_setting(255) == "255"
+    assert fmt.format_setting(1e4) == "10,000"
+    assert fmt.format_setting(0.0) == "0"
+    assert fmt.format_setting(float("nan")) == fmt.MISSING
+    assert fmt.format_setting(0.25, percent=True) == "25 %"
+    assert fmt.format_setting(0.07, percent=True) == "7 %"  # not 7.000000000000001
+    assert fmt.format_setting(0.125, percent=True) == "12.5 %"

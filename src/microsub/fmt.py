@@ -9,6 +9,7 @@ notation, and ``"n/a"`` for a value that does not exist (None, NaN, infinite).
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 #: What a missing or non-finite number reads as.
@@ -110,3 +111,18 @@ def format_count(n: Any) -> str:
     """A count with thousands separators: 20,000."""
     value = _finite(n)
     return MISSING if value is None else f"{round(value):,}"
+
+
+def format_setting(x: Any, *, percent: bool = False) -> str:
+    """A configured value (a tolerance, a penalty, a learning rate, a share) exactly as set, in
+    fixed point: the shortest decimal that reads back as the same float, never rounded to three
+    digits and never in scientific notation: 1e-06 -> "0.000001", 0.1 -> "0.1",
+    255 -> "255", 1e4 -> "10,000"; ``percent``: 0.25 -> "25 %", 0.07 -> "7 %"."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    if percent:
+        return format_setting(float(f"{value * 100:.12g}")) + " %"
+    if value.is_integer():
+        return f"{int(value):,}"
+    return format(Decimal(repr(value)), "f")
