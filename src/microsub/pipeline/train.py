@@ -12,7 +12,7 @@ from microsub.analysis import features, stats
 from microsub.business.gates import benchmark_gates
 from microsub.models import benchmark as bm
 from microsub.models.benchmark import BenchmarkResult
-from microsub.models.specs import CHURN_METRICS, SELECTION_RULES, TASKS, VALUE_METRICS
+from microsub.models.specs import CHURN_METRICS, SELECTION_RULES, TASKS, TIE_RULE, VALUE_METRICS
 from microsub.pipeline.cache import cached_on_pages, code_digest
 from microsub.pipeline.context import Context
 from microsub.plain import plain
@@ -106,7 +106,7 @@ def train_stage(
                 label=str(test["model"]),
                 implementation=str(test["implementation"]),
                 chosen=name == task,
-                selection_rule=SELECTION_RULES[task],
+                selection_rule=f"{SELECTION_RULES[task]}; {TIE_RULE}",
             )
             stored = registry.save_model(ctx.lake, name, result.estimators[key], card)
             saved[name] = stored["artifact"]["sha256"]
