@@ -15,14 +15,16 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+import qmd_harness
 from microsub import pipeline
 from microsub.analysis import features
 from microsub.business import gates
 from microsub.business.config import load_config
 from microsub.config import Settings
 from microsub.errors import ContractError
-from microsub.models import baselines, benchmark, evaluation, specs, tasks
+from microsub.models import baselines, benchmark, diagnostics, evaluation, specs, tasks
 from microsub.report import tables
+from microsub.report.tables import models as tables_models
 
 CONFIG = specs.BenchmarkConfig(max_iter=30, n_boot=40, repeats=1)
 SEED = 7
@@ -201,16 +203,104 @@ def test_roc_and_pr_curves_span_their_axes(result) -> None:
 # --------------------------------------------------------------------------------------------
 # Best model, gates, uncertainty
 # --------------------------------------------------------------------------------------------
-def test_best_models_follow_the_validation_rule(result) -> None:
+def test_best_models_follow_the_validation_rule_with_ties(result, data) -> None:
     m = result.metrics
-    churn, value = m[m["task"] == "churn"], m[m["task"] == "value"]
-    assert result.row(result.best["churn"])["validation"] == pytest.approx(
-        churn["validation"].max(), rel=1e-6
-    )
-    assert result.row(result.best["value"])["validation"] == pytest.approx(
-        value["validation"].min(), rel=1e-6
-    )
+    sel = result.selection
+    for task, higher in (("churn", True), ("value", False)):
+        rows = sel[sel["task"] == task].set_index("key")
+        scores = m.loc[m["task"] == task, "validation"]
+        top = result.top(task)
+        assert rows.loc[top, "validation"] == (scores.max() if higher else scores.min())
+        assert rows["validation"].tolist() == scores.tolist()
+        # each difference is the validation score minus the top one, inside its interval
+        diff = rows["validation"] - rows.loc[top, "validation"]
+        np.testing.assert_allclose(rows["difference"], diff, atol=1e-9)
+        assert (rows["ci_low"] <= rows["ci_high"]).all()
+        # a tie is an interval containing zero (or an equal score); the chosen model is tied
+        # and no tied model is simpler, or as simple and faster
+        contains = (rows["ci_low"] <= 0) & (rows["ci_high"] >= 0)
+        assert (rows["tied"] == (contains | (rows["difference"].abs() <= 1e-6 * abs(
+            rows.loc[top, "validation"])))).all()  # fmt: skip
+        chosen = result.best[task]
+        assert rows.loc[chosen, "tied"] and rows["chosen"].sum() == 1
+        tied = rows[rows["tied"]]
+        best = tied.sort_values(["complexity", "fit_s"], kind="stable").index[0]
+        assert chosen == best
+        assert result.tied(task) == tied.index.tolist()
+        assert result.is_tie(task) == (len(tied) > 1)
+        if not result.is_tie(task):
+            assert chosen == top
     assert m.loc[m["best"], "key"].tolist() == [result.best["churn"], result.best["value"]]
+    assert m["tied"].tolist() == sel["tied"].tolist()
+
+
+def test_selection_text_says_tie_exactly_when_the_rule_found_one(result) -> None:
+    for task in ("churn", "value"):
+        text = tables.selection_text(result, task)
+        assert text.startswith("a tie" if result.is_tie(task) else "a clear choice"), text
+        assert tables.label(result, result.top(task)) in text
+
+
+def test_value_tail_decomposes_the_chosen_model_rmse_by_part(result, data) -> None:
+    value = data["value"]
+    tail = result.value_tail.set_index("part")
+    chosen = result.best["value"]
+    est = result.estimators[chosen]
+    assert tail.index.tolist() == ["fit", "validation", "test"]
+    for part in tail.index:
+        y = value.y[part]
+        pred = est.predict(value.X[part])
+        row = tail.loc[part]
+        assert row["rmse"] == pytest.approx(np.sqrt(np.mean((y - pred) ** 2)), rel=1e-9)
+        assert row["largest"] == y.max() and row["pages"] == len(y)
+        sq = np.sort((y - pred) ** 2)[::-1]
+        for k in (1, 10):
+            assert row[f"share_top{k}"] == pytest.approx(sq[:k].sum() / sq.sum(), rel=1e-9)
+            # the k worst pages and the others make up the whole squared error
+            rest = row[f"rmse_without_top{k}"] ** 2 * (len(y) - k)
+            assert row[f"share_top{k}"] * sq.sum() + rest == pytest.approx(sq.sum(), rel=1e-9)
+    # the validation score of the chosen model is this RMSE
+    assert tail.loc["validation", "rmse"] == pytest.approx(result.row(chosen)["validation"])
+
+
+def test_value_ranking_scores_each_part_of_the_best_hurdle(result, data) -> None:
+    value = data["value"]
+    y, sold = value.y["test"], value.y["test"] > 0
+    rank = result.value_ranking.set_index("score")
+    hurdle = result.estimators[rank.loc["p_buy", "key"]]
+    assert rank.loc["p_buy", "key"] == result.value_verdict["hurdle_model"].iloc[0]
+    p = hurdle.predict_positive_proba(value.X["test"])
+    assert rank.loc["p_buy", "sale_auc"] == pytest.approx(skm.roc_auc_score(sold, p), abs=1e-12)
+    k = int(np.ceil(CONFIG.top_share * len(y)))
+    top = np.argsort(-result.predictions[result.best["value"]], kind="stable")[:k]
+    assert rank.loc["chosen", "capture"] == pytest.approx(y[top].sum() / y.sum(), rel=1e-12)
+    # the page values themselves rank perfectly
+    assert rank.loc["actual", "sale_auc"] == 1 and rank.loc["actual", "amount_rank"] == 1
+    assert rank.loc["actual", "capture"] == pytest.approx(
+        np.sort(y)[::-1][:k].sum() / y.sum(), rel=1e-12
+    )
+    assert (rank["capture"] <= rank.loc["actual", "capture"] + 1e-12).all()
+    curves = result.value_capture
+    assert set(curves["score"]) == {"p_buy", "hurdle", "chosen", "actual"}
+    for _, curve in curves.groupby("score"):
+        assert curve["share_total"].iloc[0] == 0 and curve["share_total"].iloc[-1] == (
+            pytest.approx(1.0))  # fmt: skip
+
+
+def test_descent_variants_reach_the_same_optimum_at_different_speeds(result) -> None:
+    d = result.descent
+    steps = d.groupby("variant", sort=False)["iteration"].max()
+    assert steps.index.tolist() == list(diagnostics.DESCENT_VARIANTS)
+    converged = d.groupby("variant", sort=False)["converged"].all()
+    assert converged.iloc[1:].all()  # plain descent may run out of iterations on small data
+    final = d.groupby("variant", sort=False)["gap"].last()
+    assert (final >= 0).all() and (final[converged] < 1e-6).all()
+    first = d.groupby("variant", sort=False)["gap"].first()
+    assert (final < first).all()
+    # the default (whitened, accelerated) needs the fewest evaluations, plain descent the most
+    assert steps.iloc[-1] == steps.min() and steps.iloc[0] == steps.max()
+    default = d[d["variant"] == steps.index[-1]]
+    assert len(default) == result.estimators["logistic_gd"][-1].n_iter_
 
 
 def test_gate_rows_are_the_best_churn_model_held_against_the_targets(result) -> None:
@@ -268,6 +358,15 @@ def test_scratch_models_agree_with_their_scikit_learn_counterparts(result) -> No
     assert auc["tolerance"].iloc[0] == 0.01
     coef = a[a["quantity"].str.startswith("coefficients")]
     assert (coef["tolerance"] == 1e-3).all()
+    # one kind of quantity per column: gaps are dimensionless, >= 0, and decide "within"
+    assert (a["gap"] >= 0).all() and (a["within"] == (a["gap"] <= a["tolerance"])).all()
+    assert coef["scratch_value"].isna().all()  # a vector has no single value
+    m = result.metrics.set_index("key")
+    row = auc.iloc[0]
+    assert row["gap"] == pytest.approx(
+        abs(m.loc["boosted_trees_clf", "roc_auc"] - m.loc["hist_gb_clf", "roc_auc"]), abs=1e-15
+    )
+    assert row["measure"] == "difference"
     # directly: the two logistic regressions predict the same probabilities
     p, q = result.predictions["logistic_gd"], result.predictions["logistic_lbfgs"]
     assert np.max(np.abs(p - q)) < 1e-3
@@ -319,9 +418,45 @@ def test_depth_hazard_is_the_leave_rate_per_depth() -> None:
     assert model.predict(np.array([[1.0]])).tolist() == [1]
 
 
-def test_display_tables_label_models_and_mark_the_best(result) -> None:
+def test_display_tables_label_models_and_mark_the_chosen(result) -> None:
     churn = tables.display_metrics(result, "churn")
-    assert churn["Model"].str.endswith("(best)").sum() == 1
-    assert "ROC AUC" in churn.columns and "RMSE (Yuan)" not in churn.columns
+    assert churn["Model"].str.endswith("(chosen)").sum() == 1
+    assert churn["Model"].str.endswith("(tie)").sum() == len(result.tied("churn")) - 1
+    assert "Test ROC AUC" in churn.columns and "Test RMSE (Yuan)" not in churn.columns
     value = tables.display_metrics(result, "value")
-    assert {"RMSE (Yuan)", "MAE (Yuan)", "R²"} <= set(value.columns)
+    assert {"Test RMSE (Yuan)", "Test MAE (Yuan)", "Test R²"} <= set(value.columns)
+    agreement = tables.display_agreement(result)
+    assert agreement.columns.tolist() == ["Scratch model", "scikit-learn model", "Compared",
+                                          "Gap measured as", "Gap", "Tolerance", "Within"]
+
+
+def _display_tables(result) -> dict[str, pd.DataFrame]:
+    return {
+        "churn": tables.display_metrics(result, "churn"),
+        "value": tables.display_metrics(result, "value"),
+        "churn_details": tables.display_churn_details(result),
+        "churn_selection": tables.display_selection(result, "churn"),
+        "value_selection": tables.display_selection(result, "value"),
+        "agreement": tables.display_agreement(result),
+        "verdict": tables.display_value_verdict(result),
+        "tail": tables.display_value_tail(result),
+        "ranking": tables.display_value_ranking(result),
+        "split": tables.display_split(result),
+        "importance": tables.display_importance(result),
+        "gates": tables.display_gates(result),
+        "gates_compact": tables.display_gates(result, compact=True),
+    }
+
+
+def test_display_tables_fit_a_page_and_follow_the_rounding_rule(result) -> None:
+    for name, table in _display_tables(result).items():
+        assert table.shape[1] <= tables_models.MAX_COLUMNS, (name, table.columns.tolist())
+        text = table.to_markdown(index=False, disable_numparse=True)
+        assert not qmd_harness.SCIENTIFIC.findall(text), (name, text)
+        for number in qmd_harness.DECIMAL.findall(text):
+            digits = number.replace(",", "").replace(".", "").lstrip("0")
+            assert len(digits) <= 3, (name, number)
+        assert "nan" not in text.lower().split(), (name, text)
+        # a Markdown cell must not hold the column separator
+        rows = [line for line in text.splitlines() if line.startswith("|")]
+        assert len({line.count("|") for line in rows}) == 1, (name, text)

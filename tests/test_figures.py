@@ -109,6 +109,9 @@ def _bench_figures(bench) -> dict:
         "confusion": figures.confusion_matrices(bench.confusion),
         "comparison": figures.model_comparison(bench.metrics),
         "comparison_value": figures.model_comparison(bench.metrics, "value", height=3.0),
+        "descent": figures.descent_paths(bench.descent),
+        "capture": figures.value_capture(bench.value_capture, bench.value_ranking, bench.metrics,
+                                         bench.config.top_share),  # fmt: skip
     }
 
 
@@ -155,3 +158,35 @@ def test_convergence_figure_plots_positive_gaps_on_a_log_axis(bench):
     for line in left.get_lines():
         assert (np.asarray(line.get_ydata()) > 0).all()
     assert len(right.get_lines()) == 2
+
+
+def test_descent_figure_draws_each_variant_with_its_iterations(bench):
+    ax = figures.descent_paths(bench.descent).axes[0]
+    assert ax.get_yscale() == "log"
+    steps = bench.descent.groupby("variant", sort=False)["iteration"].max()
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == [f"{v}: {n:,} iterations" for v, n in steps.items()]
+    styles = [line.get_linestyle() for line in ax.get_lines()]
+    assert styles == ["--", "-", "--", "-"]  # plain dashed, accelerated solid
+
+
+def test_capture_figure_plots_each_score_and_its_share_at_the_top(bench):
+    ax = figures.value_capture(bench.value_capture, bench.value_ranking, bench.metrics,
+                               bench.config.top_share).axes[0]  # fmt: skip
+    scored = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert len(scored) == bench.value_capture["score"].nunique()
+    actual = bench.value_capture[bench.value_capture["score"] == "actual"]
+    line = next(li for li in scored if li.get_label().startswith("the page values"))
+    np.testing.assert_allclose(line.get_ydata(), actual["share_total"])
+
+
+def test_comparison_figure_marks_the_chosen_model_and_the_ties(bench):
+    metrics = bench.metrics.copy()
+    churn = metrics["task"] == "churn"
+    # a constructed tie: the first churn model ties with the chosen one
+    metrics.loc[metrics.index[churn][0], "tied"] = True
+    fig = figures.model_comparison(metrics, "churn")
+    names = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert sum(n.endswith("★") for n in names) == 1
+    expected = int((metrics.loc[churn, "tied"] & ~metrics.loc[churn, "best"]).sum())
+    assert sum(n.endswith("(tie)") for n in names) == expected >= 1

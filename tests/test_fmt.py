@@ -70,11 +70,20 @@ def test_percentages_money_and_p_values() -> None:
     assert fmt.format_count(20_000.4) == "20,000"
 
 
-def test_set_values_read_as_written() -> None:
-    assert [fmt.format_number(v, exact=True) for v in (0.8, 0.05, 100, 1e-6, 50_000, 0)] == [
-        "0.8", "0.05", "100", "0.000001", "50,000", "0"
-    ]
-    assert fmt.format_percent(0.2, exact=True) == "20 %"
-    assert fmt.format_percent(0.125, exact=True) == "12.5 %"
-    assert fmt.format_points(0.03, exact=True) == "3 percentage points"
+def test_settings_read_exactly_in_fixed_point() -> None:
+    assert fmt.format_setting(1e-6) == "0.000001"
+    assert fmt.format_setting(1e-4) == "0.0001"
+    assert fmt.format_setting(0.1) == "0.1"
+    assert fmt.format_setting(0.25) == "0.25"
+    assert fmt.format_setting(255) == "255"
+    assert fmt.format_setting(1e4) == "10,000"
+    assert fmt.format_setting(0.0) == "0"
+    assert fmt.format_setting(float("nan")) == fmt.MISSING
+    assert fmt.format_setting(0.25, percent=True) == "25 %"
+    assert fmt.format_setting(0.07, percent=True) == "7 %"  # not 7.000000000000001
+    assert fmt.format_setting(0.125, percent=True) == "12.5 %"
+
+
+def test_points_are_differences_of_shares() -> None:
+    assert fmt.format_points(0.03, setting=True) == "3 percentage points"
     assert fmt.format_points(0.0314) == "3.14 percentage points"

@@ -239,6 +239,27 @@ def test_nesterov_descent_solves_an_ill_conditioned_quadratic():
     np.testing.assert_allclose(result.theta, c / np.diag(A), rtol=1e-5)
 
 
+def test_without_acceleration_the_descent_is_plain_and_slower():
+    # f = 1/2 x^T A x - c^T x: with accelerate=False every step is x - step * grad f(x)
+    A = np.diag([1.0, 0.1])
+    c = np.array([1.0, 1.0])
+    seen = []
+
+    def fun_grad(x):
+        seen.append(x.copy())
+        return 0.5 * x @ A @ x - c @ x, A @ x - c
+
+    nesterov_descent(fun_grad, np.zeros(2), step=1.0, tol=1e-12, max_iter=4, accelerate=False)
+    for before, after in zip(seen, seen[1:], strict=False):
+        np.testing.assert_allclose(after, before - (A @ before - c), atol=1e-15)
+
+    X, y = make_classification(n_samples=400, n_features=6, random_state=1)
+    fast = LogisticRegressionGD(alpha=1e-3).fit(X, y)
+    slow = LogisticRegressionGD(alpha=1e-3, accelerate=False, max_iter=5000).fit(X, y)
+    assert fast.n_iter_ < slow.n_iter_
+    assert _rel(slow.coef_, fast.coef_) <= 1e-3
+
+
 def test_not_converging_warns():
     X, y = make_classification(n_samples=200, random_state=0)
     with pytest.warns(ConvergenceWarning, match="max_iter=3"):
@@ -248,7 +269,8 @@ def test_not_converging_warns():
 @pytest.mark.parametrize(
     ("param", "value"),
     [("alpha", -1.0), ("learning_rate", "fast"), ("learning_rate", 0.0), ("max_iter", 0),
-     ("tol", -1e-3), ("batch_size", 0), ("batch_size", 2.5), ("preconditioner", "newton")],
+     ("tol", -1e-3), ("batch_size", 0), ("batch_size", 2.5), ("preconditioner", "newton"),
+     ("accelerate", "yes")],
 )  # fmt: skip
 def test_invalid_parameters_are_rejected(param, value):
     X, y = make_regression(n_samples=50, n_features=3, random_state=0)

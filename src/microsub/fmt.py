@@ -9,6 +9,7 @@ notation, and ``"n/a"`` for a value that does not exist (None, NaN, infinite).
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 #: What a missing or non-finite number reads as.
@@ -30,22 +31,19 @@ SIGNIFICANT = 3
 TINY = 1e-6
 
 
-def format_number(x: Any, digits: int = SIGNIFICANT, *, exact: bool = False) -> str:
+def format_number(x: Any, digits: int = SIGNIFICANT) -> str:
     """A number for prose and tables, by one rule: ``digits`` significant digits in fixed
     point, integers from 100 up with thousands separators, never scientific notation.
 
     0.000420, 0.0123, 0.877, 1.20, 39.9, 2,412; "0" for zero; "< 0.000001" below
     :data:`TINY`; :data:`MISSING` for None, NaN, inf.
 
-    ``exact``: a value that is set, not measured (a target, a configured effect, a tolerance)
-    reads as written, without padding zeros: 0.8, 0.05, 100, 0.000001.
+    A value that is set rather than measured (a target, a tolerance) reads as written:
+    :func:`format_setting`.
     """
     value = _finite(x)
     if value is None:
         return MISSING
-    if exact:
-        text = f"{value:,.6f}".rstrip("0").rstrip(".")
-        return text if text not in ("", "-0") else "0"
     if value == 0:
         return "0"
     if abs(value) < TINY:
@@ -70,26 +68,26 @@ def format_p(p: Any) -> str:
     return "< 0.001" if value < 0.001 else format_number(value)
 
 
-def format_percent(
-    x: Any, digits: int = SIGNIFICANT, *, signed: bool = False, exact: bool = False
-) -> str:
+def format_percent(x: Any, digits: int = SIGNIFICANT, *, signed: bool = False) -> str:
     """A share as a percentage with ``digits`` significant digits: 0.2516 -> "25.2 %",
-    0.0042 -> "0.420 %", 1 -> "100 %" (``signed``: "+25.2 %" / "-3.10 %"; ``exact``: a set
-    share as written, 0.2 -> "20 %")."""
+    0.0042 -> "0.420 %", 1 -> "100 %" (``signed``: "+25.2 %" / "-3.10 %"; a share that is set
+    rather than measured: :func:`format_setting` with ``percent=True``)."""
     value = _finite(x)
     if value is None:
         return MISSING
-    text = format_number(value * 100, digits, exact=exact) + " %"
+    text = format_number(value * 100, digits) + " %"
     return f"+{text}" if signed and value > 0 else text
 
 
-def format_points(x: Any, *, exact: bool = False) -> str:
-    """A difference of two shares in percentage points: 0.03 -> "3.00 percentage points"
-    (``exact``: "3 percentage points")."""
+def format_points(x: Any, *, setting: bool = False) -> str:
+    """A difference of two shares in percentage points: 0.0314 -> "3.14 percentage points"
+    (``setting``, a value set rather than measured, as written: 0.03 -> "3 percentage
+    points")."""
     value = _finite(x)
     if value is None:
         return MISSING
-    return f"{format_number(value * 100, exact=exact)} percentage points"
+    points = float(f"{value * 100:.12g}")  # 0.03 * 100 is 3.0000000000000004
+    return f"{format_setting(points) if setting else format_number(points)} percentage points"
 
 
 def format_money(x: Any, currency: str = "Yuan", digits: int = 3, *, compact: bool = False) -> str:
@@ -128,3 +126,18 @@ def format_count(n: Any) -> str:
     """A count with thousands separators: 20,000."""
     value = _finite(n)
     return MISSING if value is None else f"{round(value):,}"
+
+
+def format_setting(x: Any, *, percent: bool = False) -> str:
+    """A configured value (a tolerance, a penalty, a learning rate, a share) exactly as set, in
+    fixed point: the shortest decimal that reads back as the same float, never rounded to three
+    digits and never in scientific notation: 1e-06 -> "0.000001", 0.1 -> "0.1",
+    255 -> "255", 1e4 -> "10,000"; ``percent``: 0.25 -> "25 %", 0.07 -> "7 %"."""
+    value = _finite(x)
+    if value is None:
+        return MISSING
+    if percent:
+        return format_setting(float(f"{value * 100:.12g}")) + " %"
+    if value.is_integer():
+        return f"{int(value):,}"
+    return format(Decimal(repr(value)), "f")

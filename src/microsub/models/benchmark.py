@@ -30,13 +30,20 @@ Protocol, fixed before any test score is looked at
    ``HistGradientBoostingRegressor``, two hurdle models (linear and boosted parts), and two
    constants (the training mean; zero).
 4. **Best model.** Churn: the highest *validation* ROC AUC. Value: the lowest *validation*
-   RMSE. Scores equal to six significant digits are ties, won by the model listed first
-   (scratch before scikit-learn: a scratch model that matches its reference is preferred).
+   RMSE. A validation score is an estimate, so the top score is not taken as a win when it is
+   within the noise: for every model the difference of its validation score to the top one
+   gets a paired session-bootstrap interval (:func:`evaluation.paired_difference`); a model
+   whose interval contains zero (or whose score equals the top one to one part in a million)
+   *ties* with the top model, and among tied models the simplest wins (``ModelSpec.rank``: a
+   constant, one linear model, two, one tree ensemble, two), then the fastest to fit
+   (:func:`evaluation.select_model`; the ``selection`` table keeps every number).
    The value target is zero on most pages, so the metrics disagree: the MAE is minimised by
    the conditional *median*, which is 0 on almost every page, so a model that always says
    "nothing" wins on MAE while being useless for ranking pages by value; the squared error is
    minimised by the conditional *mean*, the expected Yuan a decision needs, so RMSE (and R²,
-   which orders models the same way on one test set) decides.
+   which orders models the same way on one test set) decides. The RMSE of a heavy-tailed
+   target is carried by a handful of pages (``value_tail``), which is why the intervals, not
+   the point scores, decide.
 5. **Gates.** ``roc_auc`` and ``precision_at_20`` of the best churn model on the test sessions
    come with session-bootstrap intervals (``uncertainty``); :mod:`microsub.business.gates` holds
    them against the success gates.
@@ -74,6 +81,7 @@ from microsub.models.specs import (
     CHURN_METRICS,
     SELECTION_RULES,
     TASKS,
+    TIE_RULE,
     VALUE_METRICS,
     BenchmarkConfig,
     ModelSpec,
@@ -95,7 +103,8 @@ class BenchmarkResult:
             ``task``, ``key``, ``model``, ``implementation``, ``kind``, ``validation``
             (validation AUC or RMSE, the selection score), ``roc_auc``, ``pr_auc``, ``f1``,
             ``threshold``, ``precision_at_20``, ``brier``, ``log_loss``, ``rmse``, ``mae``,
-            ``r2`` (test sessions), ``fit_s``, ``predict_s``, ``best``.
+            ``r2`` (test sessions), ``fit_s``, ``predict_s``, ``best`` (the chosen model),
+            ``tied`` (ties with the top validation score: see ``selection``).
         train_metrics: the same metrics on the fit rows (for the model cards).
         confusion: churn models at their threshold: ``key``, ``threshold``, ``tn``, ``fp``,
             ``fn``, ``tp``.
@@ -105,8 +114,9 @@ class BenchmarkResult:
         convergence: ``key``, ``part`` (the fitted part), ``kind`` (``"gradient descent"`` or
             ``"boosting"``), ``iteration``, ``loss`` (training objective), ``reference`` (the
             objective at scikit-learn's solution, NaN for boosting).
-        agreement: scratch vs scikit-learn: ``scratch``, ``reference``, ``quantity``,
-            ``scratch_value``, ``reference_value``, ``difference``, ``tolerance``, ``within``.
+        agreement: scratch vs scikit-learn (:func:`diagnostics.agreement`): ``scratch``,
+            ``reference``, ``quantity``, ``scratch_value``, ``reference_value``, ``measure``,
+            ``gap``, ``tolerance``, ``within``.
         uncertainty: ``metric``, ``value``, ``ci_low``, ``ci_high`` of the best churn model.
         importance: per task and feature: ``trees_gain`` (share of the scratch boosted trees'
             split gain) and ``linear_coef`` (the scratch linear model's weight on the
@@ -114,10 +124,22 @@ class BenchmarkResult:
         value_verdict: the best hurdle and the best plain regression on the test sessions:
             ``metric``, ``hurdle``, ``plain``, ``difference`` (hurdle - plain), ``ci_low``,
             ``ci_high`` (session bootstrap of the difference).
+        selection: the selection rule per task and model (:func:`diagnostics.selection`):
+            ``task``, ``key``, ``metric``, ``validation``, ``difference`` (score minus the top
+            score), ``ci_low``, ``ci_high``, ``complexity``, ``fit_s``, ``top``, ``tied``,
+            ``chosen``.
+        value_tail: the chosen value model's squared error by part
+            (:func:`diagnostics.value_tail`): ``part``, ``pages``, ``largest``, ``rmse``,
+            ``share_top1``, ``rmse_without_top1``, ``share_top10``, ``rmse_without_top10``.
+        value_ranking, value_capture: what the value models rank on the test pages, part by
+            part of the best hurdle model (:func:`diagnostics.value_ranking`).
+        descent: the churn logistic regression by four variants of gradient descent
+            (:func:`diagnostics.descent_paths`): ``variant``, ``iteration``, ``loss``, ``gap``.
 
     Attributes:
         config, random_state: the settings of the run.
-        best: task -> key of the chosen model; verdict: one sentence on hurdle vs plain.
+        best: task -> key of the chosen model (by the selection rule, ties included);
+            verdict: one sentence on hurdle vs plain.
         features: task -> feature names; sessions: part -> session ids of that part.
         y_test: task -> test target; predictions: key -> test prediction (probability of
             leaving for churn, Yuan for value).
@@ -138,6 +160,11 @@ class BenchmarkResult:
     uncertainty: pd.DataFrame
     importance: pd.DataFrame
     value_verdict: pd.DataFrame
+    selection: pd.DataFrame
+    value_tail: pd.DataFrame
+    value_ranking: pd.DataFrame
+    value_capture: pd.DataFrame
+    descent: pd.DataFrame
     verdict: str
     best: dict[str, str]
     features: dict[str, list[str]]
@@ -148,7 +175,8 @@ class BenchmarkResult:
 
     TABLES = (
         "split", "metrics", "train_metrics", "confusion", "calibration", "roc", "pr",
-        "convergence", "agreement", "uncertainty", "importance", "value_verdict",
+        "convergence", "agreement", "uncertainty", "importance", "value_verdict", "selection",
+        "value_tail", "value_ranking", "value_capture", "descent",
     )  # fmt: skip
 
     def row(self, key: str, *, train: bool = False) -> dict[str, Any]:
@@ -158,6 +186,22 @@ class BenchmarkResult:
         if rows.empty:
             raise KeyError(f"no model {key!r}; models: {table['key'].tolist()}")
         return rows.iloc[0].to_dict()
+
+    def tied(self, task: str) -> list[str]:
+        """Keys of the models of ``task`` that tie with the top validation score (the top model
+        included), in listing order."""
+        t = self.selection[self.selection["task"] == task]
+        return t.loc[t["tied"], "key"].tolist()
+
+    def is_tie(self, task: str) -> bool:
+        """True when the choice of ``task``'s model was a tie: another model's validation score
+        is within the uncertainty of the top one, so the tie-breaker chose."""
+        return len(self.tied(task)) > 1
+
+    def top(self, task: str) -> str:
+        """Key of the model of ``task`` with the best validation score (before ties)."""
+        t = self.selection[self.selection["task"] == task]
+        return str(t.loc[t["top"], "key"].iloc[0])
 
     def value_winner(self) -> str:
         """``"hurdle"`` or ``"plain"`` when the session-bootstrap interval of the test RMSE
@@ -173,7 +217,9 @@ class BenchmarkResult:
             "config": asdict(self.config),
             "random_state": self.random_state,
             "selection_rules": dict(SELECTION_RULES),
+            "tie_rule": TIE_RULE,
             "best": dict(self.best),
+            "ties": {task: self.tied(task) for task in self.best},
             "verdict": self.verdict,
             "features": {k: list(v) for k, v in self.features.items()},
             "tables": {name: plain(getattr(self, name)) for name in self.TABLES},
@@ -201,6 +247,8 @@ class _Fitted:
 
     estimator: Any
     prediction: np.ndarray  # on the test rows
+    validation: np.ndarray  # on the validation rows
+    fit: np.ndarray  # on the fit rows
     test_row: dict[str, Any]
     train_row: dict[str, Any]
 
@@ -234,6 +282,8 @@ def _fit_and_score(spec: ModelSpec, d: TaskData, config: BenchmarkConfig) -> _Fi
     return _Fitted(
         estimator=est,
         prediction=p_test,
+        validation=p_val,
+        fit=p_fit,
         test_row={**base, "validation": selection, **test_m, **timing},
         train_row={**base, "validation": selection, **train_m, **timing},
     )
@@ -268,7 +318,7 @@ def run_benchmark(
     _check_data(data)
     specs = model_specs(config, random_state)
 
-    test_rows, train_rows, estimators, predictions = [], [], {}, {}
+    test_rows, train_rows, estimators, predictions, validation, fit = [], [], {}, {}, {}, {}
     with threadpool_limits(config.threads), warnings.catch_warnings():
         # reported through n_iter_ and the convergence curves, not as noise in the book
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -277,23 +327,30 @@ def run_benchmark(
             test_rows.append(fitted.test_row)
             train_rows.append(fitted.train_row)
             estimators[spec.key], predictions[spec.key] = fitted.estimator, fitted.prediction
+            validation[spec.key], fit[spec.key] = fitted.validation, fitted.fit
             if progress is not None:
                 progress(1)
 
     metrics = _metrics_table(test_rows)
     train_metrics = _metrics_table(train_rows)
-    best = {
-        "churn": _choose(metrics, "churn", higher=True),
-        "value": _choose(metrics, "value", higher=False),
-    }
+    selection = diagnostics.selection(metrics, data, validation, specs, config, random_state)
+    best = {task: str(selection.loc[(selection["task"] == task) & selection["chosen"], "key"]
+                      .iloc[0]) for task in TASKS}  # fmt: skip
+    tied = selection.set_index("key")["tied"]
     for table in (metrics, train_metrics):
         table["best"] = table["key"].isin(best.values())
+        table["tied"] = table["key"].map(tied).astype(bool)
 
     churn, value = data["churn"], data["value"]
     uncertainty = diagnostics.uncertainty(churn, predictions[best["churn"]], best["churn"], config,
                                random_state)  # fmt: skip
     value_verdict, verdict = diagnostics.value_verdict(
         metrics, value, predictions, config, random_state
+    )
+    chosen = best["value"]
+    hurdle_key = str(value_verdict["hurdle_model"].iloc[0])
+    value_ranking, value_capture = diagnostics.value_ranking(
+        value, predictions, estimators[hurdle_key], hurdle_key, chosen, config
     )
     return BenchmarkResult(
         config=config,
@@ -310,6 +367,15 @@ def run_benchmark(
         uncertainty=uncertainty,
         importance=diagnostics.importance(estimators, data),
         value_verdict=value_verdict,
+        selection=selection,
+        value_tail=diagnostics.value_tail(
+            value,
+            {"fit": fit[chosen], "validation": validation[chosen], "test": predictions[chosen]},
+            chosen,
+        ),
+        value_ranking=value_ranking,
+        value_capture=value_capture,
+        descent=diagnostics.descent_paths(churn, estimators["logistic_lbfgs"], config),
         verdict=verdict,
         best=best,
         features={task: d.columns for task, d in data.items()},
@@ -342,11 +408,6 @@ def _metrics_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
                *CHURN_METRICS, "base_rate", "tn", "fp", "fn", "tp", *VALUE_METRICS,
                "fit_s", "predict_s"]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
-
-
-def _choose(metrics: pd.DataFrame, task: str, *, higher: bool) -> str:
-    """Key of the best validation score of ``task``'s rows of ``metrics``."""
-    return diagnostics.best_key(metrics[metrics["task"] == task], higher=higher)
 
 
 def _split_table(frame: pd.DataFrame, rows: dict[str, np.ndarray]) -> pd.DataFrame:

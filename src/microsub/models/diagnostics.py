@@ -1,15 +1,20 @@
 """Tables derived from a benchmark run: confusion, calibration, curves, convergence, the
 agreement of scratch models with scikit-learn, session-bootstrap intervals, feature importance,
-the gates and the hurdle-vs-plain verdict. Pure: fitted estimators and predictions in, frames out.
+the selection of the best models (with ties), where the squared error of the value models comes
+from, what the value models can rank, the descent variants, and the hurdle-vs-plain verdict.
+Pure: fitted estimators and predictions in, frames out.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 from sklearn import metrics as skm
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -17,8 +22,16 @@ from microsub.analysis.stats import bootstrap_ci
 from microsub.models import (
     evaluation,
 )
+from microsub.models.linear import LogisticRegressionGD
 from microsub.models.losses import log_loss_grad, squared_loss_grad
-from microsub.models.specs import TOLERANCES, VALUE_METRICS, BenchmarkConfig, ModelSpec
+from microsub.models.specs import (
+    SELECTION_METRIC,
+    SELECTION_TOLERANCE,
+    TOLERANCES,
+    VALUE_METRICS,
+    BenchmarkConfig,
+    ModelSpec,
+)
 from microsub.models.tasks import TaskData
 
 
@@ -128,14 +141,27 @@ def agreement(
     metrics: pd.DataFrame, estimators: dict[str, Any], data: dict[str, TaskData],
     specs: list[ModelSpec], config: BenchmarkConfig,
 ) -> pd.DataFrame:  # fmt: skip
-    """Scratch model vs its scikit-learn counterpart, with the tolerances of issue #5."""
+    """Scratch model vs its scikit-learn counterpart, with the tolerances of issue #5.
+
+    One row per check: ``scratch``, ``reference`` (keys), ``quantity`` (what is compared:
+    ``coefficients``, ``training objective``, ``test ROC AUC``, ``test RMSE``),
+    ``scratch_value`` and ``reference_value`` (the quantity of each model; NaN for the
+    coefficients, a vector), ``measure`` (how the gap is measured), ``gap`` (a dimensionless
+    number >= 0), ``tolerance`` (the largest gap allowed, same measure), ``within``.
+
+    Gaps: coefficients ``||w - w_ref|| / ||w_ref||``; training objective
+    ``|f - f_ref| / max(1, |f_ref|)``; ROC AUC ``|AUC - AUC_ref|``; RMSE
+    ``|RMSE - RMSE_ref| / RMSE_ref``.
+    """
     m = metrics.set_index("key")
     out = []
 
-    def add(scratch: str, ref: str, quantity: str, a: float, b: float, diff: float, tol: float):
+    def add(scratch: str, ref: str, quantity: str, a: float, b: float, measure: str,
+            gap: float, tol: float) -> None:  # fmt: skip
         out.append({"scratch": scratch, "reference": ref, "quantity": quantity,
-                    "scratch_value": a, "reference_value": b, "difference": diff,
-                    "tolerance": tol, "within": bool(abs(diff) <= tol)})  # fmt: skip
+                    "scratch_value": a, "reference_value": b, "measure": measure,
+                    "gap": abs(gap), "tolerance": tol,
+                    "within": bool(abs(gap) <= tol)})  # fmt: skip
 
     for spec in specs:
         if spec.counterpart is None:
@@ -145,8 +171,8 @@ def agreement(
             ws = np.ravel(_final(estimators[s]).coef_)
             wr = np.ravel(_final(estimators[r]).coef_)
             rel = float(np.linalg.norm(ws - wr) / max(np.linalg.norm(wr), 1e-12))
-            add(s, r, "coefficients (relative L2 difference)", float(np.linalg.norm(ws)),
-                float(np.linalg.norm(wr)), rel, TOLERANCES["coef_rel"])
+            add(s, r, "coefficients", np.nan, np.nan, "relative distance", rel,
+                TOLERANCES["coef_rel"])  # fmt: skip
             d = data[spec.task]
             Xs = estimators[s][0].transform(d.X["fit"])
             est = _final(estimators[s])
@@ -154,16 +180,16 @@ def agreement(
             b = float(np.ravel(est.intercept_)[0])
             fs = float(loss(ws, b, Xs, d.y["fit"].astype(float), config.alpha)[0])
             fr = _reference_objective(estimators[r], d, config)
-            add(s, r, "training objective", fs, fr, fs - fr,
-                TOLERANCES["objective_rel"] * max(1.0, abs(fr)))
+            add(s, r, "training objective", fs, fr, "relative difference",
+                (fs - fr) / max(1.0, abs(fr)), TOLERANCES["objective_rel"])  # fmt: skip
         if spec.task == "churn":
             a, b = float(m.loc[s, "roc_auc"]), float(m.loc[r, "roc_auc"])
             tol = TOLERANCES["auc_trees" if spec.kind == "trees" else "auc_linear"]
-            add(s, r, "test ROC AUC", a, b, a - b, tol)
+            add(s, r, "test ROC AUC", a, b, "difference", a - b, tol)
         else:
             a, b = float(m.loc[s, "rmse"]), float(m.loc[r, "rmse"])
             tol = TOLERANCES["rmse_rel_trees" if spec.kind == "trees" else "rmse_rel_linear"]
-            add(s, r, "test RMSE (relative difference)", a, b, (a - b) / b, tol)
+            add(s, r, "test RMSE", a, b, "relative difference", (a - b) / b, tol)
     return pd.DataFrame(out)
 
 
@@ -231,6 +257,187 @@ def value_verdict(
                    "cannot be told apart on test RMSE: the session-bootstrap interval of the "
                    "difference contains zero")  # fmt: skip
     return table, verdict
+
+
+def selection(
+    metrics: pd.DataFrame, data: dict[str, TaskData], validation: dict[str, np.ndarray],
+    specs: list[ModelSpec], config: BenchmarkConfig, random_state: int,
+) -> pd.DataFrame:  # fmt: skip
+    """The selection rule applied to each task (:func:`evaluation.select_model`).
+
+    For every model, the validation score minus the top model's, with a paired
+    session-bootstrap interval (:func:`evaluation.paired_difference`, ``config.n_boot``
+    replicates at ``config.level``), its complexity rank and fit time; then ``top``, ``tied``
+    and ``chosen``.
+
+    Args:
+        metrics: the benchmark's metrics table (``validation``, ``fit_s``).
+        data: task -> :class:`TaskData` (validation targets and sessions).
+        validation: model key -> prediction on its task's validation rows.
+
+    Returns:
+        One row per model: ``task``, ``key``, ``metric``, ``validation``, ``difference``,
+        ``ci_low``, ``ci_high``, ``complexity``, ``fit_s``, ``top``, ``tied``, ``chosen``.
+    """
+    rank = {spec.key: spec.rank for spec in specs}
+    frames = []
+    for task, metric in SELECTION_METRIC.items():
+        rows = metrics[metrics["task"] == task]
+        higher = evaluation.SELECTION_METRICS[metric]
+        scores = rows["validation"].to_numpy(dtype=float)
+        top = str(rows["key"].iloc[int(np.nanargmax(scores) if higher else np.nanargmin(scores))])
+        d = data[task]
+        out = []
+        for key, score, fit_s in zip(rows["key"], scores, rows["fit_s"], strict=True):
+            diff, low, high = evaluation.paired_difference(
+                metric, d.y["validation"], validation[key], validation[top],
+                d.sessions["validation"], n_boot=config.n_boot, level=config.level,
+                random_state=random_state,
+            )  # fmt: skip
+            out.append({"task": task, "key": key, "metric": metric, "validation": score,
+                        "difference": diff, "ci_low": low, "ci_high": high,
+                        "complexity": rank[key], "fit_s": fit_s})  # fmt: skip
+        tolerance = SELECTION_TOLERANCE * abs(float(rows.set_index("key").loc[top, "validation"]))
+        frames.append(evaluation.select_model(pd.DataFrame(out), higher=higher,
+                                              tolerance=tolerance))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+#: The k worst-predicted pages whose share of the squared error :func:`value_tail` reports.
+TAIL_PAGES = (1, 10)
+
+
+def value_tail(value: TaskData, predictions: dict[str, np.ndarray], key: str) -> pd.DataFrame:
+    """Where the squared error of value model ``key`` comes from, in each part of the split.
+
+    Args:
+        value: the value task's data.
+        predictions: part (``fit``, ``validation``, ``test``) -> the model's prediction (Yuan).
+        key: the model's key (stored in the table).
+
+    Returns:
+        One row per part: ``key``, ``part``, ``pages``, ``largest`` (the largest page value,
+        Yuan), ``rmse``, and for each k of :data:`TAIL_PAGES` ``share_top{k}`` (share of the
+        squared error carried by the k worst-predicted pages) and ``rmse_without_top{k}`` (the
+        RMSE of the other pages): see :func:`evaluation.squared_error_concentration`.
+    """
+    out = []
+    for part, pred in predictions.items():
+        y = value.y[part]
+        row = {"key": key, "part": part}
+        for k in TAIL_PAGES:
+            c = evaluation.squared_error_concentration(y, pred, k)
+            row.update({"pages": c["pages"], "largest": c["largest"], "rmse": c["rmse"]})
+            row.update({f"share_top{k}": c["share"], f"rmse_without_top{k}": c["rmse_without"]})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def value_ranking(
+    value: TaskData, predictions: dict[str, np.ndarray], hurdle: Any, hurdle_key: str,
+    chosen: str, config: BenchmarkConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """What the value models can rank on the test pages, part by part of the hurdle model.
+
+    Scores: the hurdle's ``P(buy)`` (``predict_positive_proba``), its ``E[amount | buy]``
+    (``predict_amount``), its product ``E[value]``, the chosen value model's prediction, and the
+    page values themselves (a perfect ranking, the yardstick). For each score:
+
+    * ``sale_auc``: ROC AUC of the score for "the page sold" (``y > 0``);
+    * ``amount_rank``: Spearman's rank correlation of the score with the Yuan, on the pages
+      that sold;
+    * ``capture``: the share of all test Yuan on the ``config.top_share`` of pages with the
+      highest score (a random order holds ``top_share`` of it).
+
+    Args:
+        value: the value task's data; predictions: key -> test prediction (Yuan).
+        hurdle: the fitted best hurdle model; hurdle_key: its key; chosen: the chosen value
+            model's key.
+
+    Returns:
+        ``(table, curves)``: table with ``score``, ``key``, ``sale_auc``, ``amount_rank``,
+        ``capture``; curves (:func:`evaluation.capture_curve`) with ``score``,
+        ``share_pages``, ``share_total``.
+    """
+    X, y = value.X["test"], value.y["test"]
+    sold = y > 0
+    scores = {
+        "p_buy": (hurdle_key, hurdle.predict_positive_proba(X)),
+        "amount": (hurdle_key, hurdle.predict_amount(X)),
+        "hurdle": (hurdle_key, predictions[hurdle_key]),
+        "chosen": (chosen, predictions[chosen]),
+        "actual": ("", y),
+    }
+    rows, curves = [], []
+    for name, (key, score) in scores.items():
+        varies = sold.sum() > 2 and np.ptp(score[sold]) > 0
+        rank = sps.spearmanr(score[sold], y[sold]).statistic if varies else np.nan
+        k = max(1, int(np.ceil(config.top_share * len(y))))
+        top = np.argsort(-np.asarray(score, dtype=float), kind="stable")[:k]
+        rows.append({
+            "score": name, "key": key,
+            "sale_auc": float(skm.roc_auc_score(sold, score)) if 0 < sold.sum() < len(y)
+            else np.nan,
+            "amount_rank": float(rank),
+            "capture": float(y[top].sum() / y.sum()) if y.sum() > 0 else np.nan,
+        })  # fmt: skip
+        if name != "amount":
+            curves.append(evaluation.capture_curve(y, score).assign(score=name))
+    curve = pd.concat(curves, ignore_index=True)[["score", "share_pages", "share_total"]]
+    return pd.DataFrame(rows), curve
+
+
+#: The variants of gradient descent :func:`descent_paths` compares: name -> (preconditioner,
+#: accelerate). The last is the default of :class:`LogisticRegressionGD`.
+DESCENT_VARIANTS = {
+    "plain, standardised": ("diagonal", False),
+    "Nesterov with restart, standardised": ("diagonal", True),
+    "plain, whitened": ("full", False),
+    "Nesterov with restart, whitened (default)": ("full", True),
+}
+
+
+def descent_paths(
+    churn: TaskData, lbfgs: Pipeline, config: BenchmarkConfig, max_iter: int = 1000
+) -> pd.DataFrame:
+    """The churn logistic regression fitted by each descent of :data:`DESCENT_VARIANTS`.
+
+    Every variant minimises the same objective (log-loss plus ``alpha/2 ||w||^2`` on the fit
+    rows standardised by ``lbfgs``'s scaler) from the same start; the gap to the optimum is
+    ``(f_k - f*) / |f*|`` with ``f*`` the lower of scikit-learn's lbfgs objective and the lowest
+    value any variant reached.
+
+    Args:
+        churn: the churn task's data; lbfgs: the fitted ``StandardScaler`` + lbfgs pipeline.
+        max_iter: most gradient evaluations per variant.
+
+    Returns:
+        ``variant``, ``preconditioner``, ``accelerate``, ``iteration`` (from 1), ``loss``,
+        ``gap``, ``converged`` (the variant met its stopping rule within ``max_iter``).
+    """
+    Xs = lbfgs[0].transform(churn.X["fit"])
+    y = churn.y["fit"]
+    reference = _reference_objective(lbfgs, churn, config)
+    frames = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported in ``converged``
+        for name, (preconditioner, accelerate) in DESCENT_VARIANTS.items():
+            model = LogisticRegressionGD(
+                alpha=config.alpha,
+                preconditioner=preconditioner,
+                accelerate=accelerate,
+                max_iter=max_iter,
+            ).fit(Xs, y)
+            curve = np.asarray(model.loss_curve_)
+            frames.append(pd.DataFrame({
+                "variant": name, "preconditioner": preconditioner, "accelerate": accelerate,
+                "iteration": np.arange(1, len(curve) + 1), "loss": curve,
+                "converged": model.n_iter_ < max_iter,
+            }))  # fmt: skip
+    out = pd.concat(frames, ignore_index=True)
+    best = min(reference, float(out["loss"].min()))
+    out["gap"] = (out["loss"] - best) / abs(best)
+    return out
 
 
 def thin(n: int, points: int) -> np.ndarray:

@@ -136,3 +136,161 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]
         "mae": float(skm.mean_absolute_error(y_true, pred)),
         "r2": float(skm.r2_score(y_true, pred)),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing a model: paired session bootstrap of a validation score difference, and ties
+# --------------------------------------------------------------------------------------------
+#: Validation scores the selection rule knows, and whether higher is better.
+SELECTION_METRICS = {"roc_auc": True, "rmse": False}
+
+
+def _weighted_auc(y: np.ndarray, codes: np.ndarray, n_codes: int, w: np.ndarray) -> float:
+    """ROC AUC of a score given as dense ranks ``codes`` (ties share a code), rows weighted by
+    ``w``: ``sum_pos w · (W_neg below + W_neg tied / 2) / (W_pos · W_neg)``."""
+    pos = np.bincount(codes, weights=w * y, minlength=n_codes)
+    neg = np.bincount(codes, weights=w * (1.0 - y), minlength=n_codes)
+    below = np.cumsum(neg) - neg
+    total = pos.sum() * neg.sum()
+    return float((pos * (below + 0.5 * neg)).sum() / total) if total > 0 else float("nan")
+
+
+def _weighted_rmse(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sqrt(np.sum(w * (y - pred) ** 2) / np.sum(w)))
+
+
+def paired_difference(
+    metric: str,
+    y_true: np.ndarray,
+    score: np.ndarray,
+    reference: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    random_state: int = 0,
+) -> tuple[float, float, float]:
+    """``metric(y, score) - metric(y, reference)`` and its paired session-bootstrap interval.
+
+    Each replicate draws the sessions (``groups``) with replacement and weighs every row by
+    the number of times its session was drawn, the same resample for both predictions (a
+    paired comparison: what the two models share, the pages, cancels). The interval is the
+    percentile interval of the replicated differences.
+
+    Args:
+        metric: ``"roc_auc"`` (``y_true`` in {0, 1}, scores) or ``"rmse"`` (Yuan, predictions).
+        y_true, score, reference: shape (n,).
+        groups: shape (n,), the session of each row.
+        n_boot: replicates; level: coverage of the interval; random_state: seed.
+
+    Returns:
+        ``(difference, low, high)`` in the metric's units (AUC, or Yuan for RMSE).
+    """
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"metric must be one of {sorted(SELECTION_METRICS)}, got {metric!r}")
+    y = np.asarray(y_true, dtype=float)
+    a, b = np.asarray(score, dtype=float), np.asarray(reference, dtype=float)
+    if metric == "roc_auc":
+        ranks = [np.unique(s, return_inverse=True) for s in (a, b)]
+        prepared = [(inv, len(u)) for u, inv in ranks]
+
+        def stat(w: np.ndarray) -> float:
+            return (_weighted_auc(y, prepared[0][0], prepared[0][1], w)
+                    - _weighted_auc(y, prepared[1][0], prepared[1][1], w))  # fmt: skip
+    else:
+
+        def stat(w: np.ndarray) -> float:
+            return _weighted_rmse(y, a, w) - _weighted_rmse(y, b, w)
+
+    codes, uniq = pd.factorize(np.asarray(groups))
+    rng = np.random.default_rng(random_state)
+    reps = np.array([
+        stat(np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq))[codes]
+             .astype(float))
+        for _ in range(n_boot)
+    ])  # fmt: skip
+    reps = reps[np.isfinite(reps)]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(reps, [tail, 1.0 - tail]) if len(reps) else (np.nan, np.nan)
+    return stat(np.ones(len(y))), float(low), float(high)
+
+
+def select_model(candidates: pd.DataFrame, *, higher: bool, tolerance: float) -> pd.DataFrame:
+    """The selection rule: the best validation score, unless others tie with it.
+
+    ``candidates`` has one row per model, in listing order, with ``key``, ``validation`` (the
+    validation score), ``difference``, ``ci_low``, ``ci_high`` (the score minus the top
+    model's, and its paired bootstrap interval; 0 for the top model itself), ``complexity``
+    (0 constant, 1 one linear model, 2 two linear models, 3 one tree ensemble, 4 two) and
+    ``fit_s`` (seconds).
+
+    1. The *top* model has the best validation score (highest when ``higher``).
+    2. A model *ties* with it when the interval of its difference contains 0 or the difference
+       is at most ``tolerance`` in absolute value (a difference the reader would not act on).
+    3. Among the tied models the *chosen* one is the simplest (lowest ``complexity``), then the
+       fastest to fit, then the first listed. A model that beats all the others clearly is
+       simply the top model.
+
+    Returns:
+        ``candidates`` with ``top``, ``tied`` and ``chosen`` (bool) columns added.
+    """
+    out = candidates.reset_index(drop=True).copy()
+    scores = out["validation"].to_numpy(dtype=float)
+    top = int(np.nanargmax(scores) if higher else np.nanargmin(scores))
+    diff = out["difference"].to_numpy(dtype=float)
+    contains_zero = (out["ci_low"].to_numpy() <= 0) & (out["ci_high"].to_numpy() >= 0)
+    tied = contains_zero | (np.abs(diff) <= tolerance)
+    tied[top] = True
+    out["top"] = np.arange(len(out)) == top
+    out["tied"] = tied
+    order = out[tied].assign(_pos=np.flatnonzero(tied))
+    order = order.sort_values(["complexity", "fit_s", "_pos"], kind="stable")
+    out["chosen"] = np.arange(len(out)) == int(order["_pos"].iloc[0])
+    return out
+
+
+def squared_error_concentration(y_true: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
+    """How much of the squared error the ``k`` worst-predicted pages carry.
+
+    With ``e_i = y_i - pred_i``, ``SSE = sum_i e_i^2`` splits into the ``k`` largest ``e_i^2``
+    (``SSE_k``) and the rest: ``share = SSE_k / SSE``; ``rmse = sqrt(SSE / n)`` and
+    ``rmse_without = sqrt((SSE - SSE_k) / (n - k))``, the RMSE of the other ``n - k`` pages.
+
+    Args:
+        y_true, pred: shape (n,), Yuan per page; k: pages, ``0 <= k < n``.
+
+    Returns:
+        ``pages`` (n), ``largest`` (``max y``), ``rmse``, ``share``, ``rmse_without`` (Yuan).
+    """
+    y, p = np.asarray(y_true, dtype=float), np.asarray(pred, dtype=float)
+    if not 0 <= k < len(y):
+        raise ValueError(f"k must be in [0, {len(y)}), got {k}")
+    sq = np.sort((y - p) ** 2)[::-1]
+    total, top = float(sq.sum()), float(sq[:k].sum())
+    return {
+        "pages": len(y),
+        "largest": float(y.max()),
+        "rmse": float(np.sqrt(total / len(y))),
+        "share": top / total if total > 0 else 0.0,
+        "rmse_without": float(np.sqrt((total - top) / (len(y) - k))),
+    }
+
+
+def capture_curve(y_true: np.ndarray, score: np.ndarray, points: int = 101) -> pd.DataFrame:
+    """Share of the total of ``y_true`` held by the pages with the highest ``score``.
+
+    The pages are sorted by ``score``, highest first (ties in row order); at each share ``s`` of
+    pages (``points`` evenly spaced values in [0, 1]) the curve gives
+    ``sum_{top ceil(s n)} y / sum y``. A random order gives the diagonal, the order of
+    ``y_true`` itself the highest curve there is.
+
+    Returns:
+        ``share_pages``, ``share_total`` (both in [0, 1]).
+    """
+    y = np.asarray(y_true, dtype=float)
+    order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(y[order])])
+    share = np.linspace(0.0, 1.0, points)
+    k = np.ceil(share * len(y)).astype(int)
+    total = cum[-1] if cum[-1] != 0 else 1.0
+    return pd.DataFrame({"share_pages": share, "share_total": cum[k] / total})

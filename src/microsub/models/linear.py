@@ -207,6 +207,7 @@ def nesterov_descent(
     step: float,
     tol: float,
     max_iter: int,
+    accelerate: bool = True,
     progress: Progress | None = None,
 ) -> DescentResult:
     """Accelerated gradient descent with gradient-based adaptive restart.
@@ -218,6 +219,9 @@ def nesterov_descent(
         t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2
         y_{k+1} = x_{k+1} + (t_k - 1) / t_{k+1} * (x_{k+1} - x_k)
 
+    With ``accelerate=False`` the momentum stays off (``t_k = 1`` always, so ``y_k = x_k``): plain
+    gradient descent ``x_{k+1} = x_k - step * grad f(x_k)``, kept to show what acceleration buys.
+
     It stops at the first ``y_k`` with ``max|g| <= tol * max|g(theta0)|`` and returns that point
     (its gradient is the certified one). ``loss_curve`` holds ``f(y_k)`` per iteration.
 
@@ -227,6 +231,7 @@ def nesterov_descent(
         step: step size, ``1 / L`` for a gradient that is ``L``-Lipschitz.
         tol: relative tolerance on the largest gradient component.
         max_iter: largest number of gradient evaluations (>= 1).
+        accelerate: Nesterov's momentum with restart (True) or plain gradient descent.
         progress: called with 1 after every iteration.
     """
     x = theta0.copy()
@@ -248,7 +253,7 @@ def nesterov_descent(
             if g_max <= tol * g_start:
                 return DescentResult(theta=y, loss_curve=curve, n_iter=k, converged=True)
             x_new = y - step * g
-            if float(g @ (x_new - x)) > 0.0:
+            if not accelerate or float(g @ (x_new - x)) > 0.0:
                 t = 1.0
             t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             y = x_new + ((t - 1.0) / t_new) * (x_new - x)
@@ -342,6 +347,7 @@ class _LinearGD(BaseEstimator):
         tol: float = 1e-6,
         batch_size: int | None = None,
         preconditioner: str = "diagonal",
+        accelerate: bool = True,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
         self.alpha = alpha
@@ -350,6 +356,7 @@ class _LinearGD(BaseEstimator):
         self.tol = tol
         self.batch_size = batch_size
         self.preconditioner = preconditioner
+        self.accelerate = accelerate
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -370,6 +377,8 @@ class _LinearGD(BaseEstimator):
             raise ModelError(
                 f"{name}: preconditioner must be 'diagonal' or 'full', got {self.preconditioner!r}."
             )
+        if not isinstance(self.accelerate, bool | np.bool_):
+            raise ModelError(f"{name}: accelerate must be True or False, got {self.accelerate!r}.")
 
     # Subclasses define the loss on rows and the intercept of the model with w = 0.
     def _row_loss_grad(
@@ -402,7 +411,7 @@ class _LinearGD(BaseEstimator):
 
             result = nesterov_descent(
                 fun_grad, theta0, step=step, tol=self.tol, max_iter=self.max_iter,
-                progress=progress,
+                accelerate=bool(self.accelerate), progress=progress,
             )  # fmt: skip
         else:
 
@@ -460,6 +469,8 @@ class LinearRegressionGD(RegressorMixin, _LinearGD):
         batch_size: ``None`` for full-batch descent, else rows per mini-batch.
         preconditioner: ``"diagonal"`` (standardisation, the default here) or ``"full"``
             (whitening; for least squares its first step is the exact solution).
+        accelerate: Nesterov's momentum with adaptive restart (full batch; the default) or
+            plain gradient descent (``False``, to show what the momentum buys).
         random_state: seed or Generator for the mini-batch shuffling.
 
     Attributes:
@@ -518,7 +529,8 @@ class LogisticRegressionGD(ClassifierMixin, _LinearGD):
         preconditioner: ``"full"`` (whitening with Bohning's bound, the default here: 3-5 times
             fewer iterations than ``"diagonal"`` on correlated features) or ``"diagonal"``
             (standardisation).
-        learning_rate, max_iter, tol, batch_size, random_state: as in :class:`LinearRegressionGD`.
+        learning_rate, max_iter, tol, batch_size, accelerate, random_state: as in
+            :class:`LinearRegressionGD`.
 
     Attributes:
         classes_: the two labels, sorted.
@@ -538,11 +550,13 @@ class LogisticRegressionGD(ClassifierMixin, _LinearGD):
         tol: float = 1e-6,
         batch_size: int | None = None,
         preconditioner: str = "full",
+        accelerate: bool = True,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__(
             alpha=alpha, learning_rate=learning_rate, max_iter=max_iter, tol=tol,
-            batch_size=batch_size, preconditioner=preconditioner, random_state=random_state,
+            batch_size=batch_size, preconditioner=preconditioner, accelerate=accelerate,
+            random_state=random_state,
         )  # fmt: skip
 
     def __sklearn_tags__(self) -> Tags:

@@ -42,6 +42,30 @@ SELECTION_RULES = {
     "value": "lowest RMSE on the validation sessions",
 }
 
+#: The validation score of each task (a key of ``evaluation.SELECTION_METRICS``).
+SELECTION_METRIC = {"churn": "roc_auc", "value": "rmse"}
+
+#: Two validation scores closer than this share of the top score are equal whatever their
+#: interval says (one part in a million: identical models fitted by different code).
+SELECTION_TOLERANCE = 1e-6
+
+#: What happens when the top validation score is not clearly the best (see
+#: :func:`microsub.models.evaluation.select_model`).
+TIE_RULE = (
+    "a model ties with the top one when the paired session-bootstrap interval of its "
+    "validation score minus the top score contains zero; among tied models the simplest is "
+    "chosen, then the fastest to fit"
+)
+
+#: Complexity ranks of the selection's tie-breaker (fewer fitted parts and parameters first).
+COMPLEXITY = {
+    0: "a constant or a table",
+    1: "one linear model",
+    2: "two linear models",
+    3: "one ensemble of trees",
+    4: "two ensembles of trees",
+}
+
 
 #: lbfgs tolerance: the same number as the scratch descent's default ``tol``. At scikit-learn's
 #: default (1e-4) lbfgs stops about 1e-3 (relative) away from the optimum's coefficients on
@@ -126,6 +150,8 @@ class ModelSpec:
         kind: ``"linear"``, ``"trees"``, ``"hurdle"`` or ``"constant"``.
         counterpart: key of the scikit-learn model a scratch model is checked against.
         build: ``n_fit -> unfitted estimator`` (the penalty of scikit-learn depends on n).
+        complexity: rank for the selection's tie-breaker (see :data:`COMPLEXITY`); by default
+            0 for a constant, 1 for a linear model, 3 for trees.
     """
 
     key: str
@@ -135,6 +161,14 @@ class ModelSpec:
     kind: str
     counterpart: str | None
     build: Callable[[int], Any]
+    complexity: int | None = None
+
+    @property
+    def rank(self) -> int:
+        """The complexity rank used by the tie-breaker."""
+        if self.complexity is not None:
+            return self.complexity
+        return {"constant": 0, "linear": 1, "trees": 3}.get(self.kind, 4)
 
 
 def model_specs(config: BenchmarkConfig, random_state: int) -> list[ModelSpec]:
@@ -188,9 +222,9 @@ def model_specs(config: BenchmarkConfig, random_state: int) -> list[ModelSpec]:
                   "trees", None,
                   lambda n: HistGradientBoostingRegressor(**trees, random_state=random_state)),
         ModelSpec("hurdle_linear", "value", "Hurdle, linear parts (GD)", "scratch", "hurdle",
-                  None, hurdle_linear),
+                  None, hurdle_linear, complexity=2),
         ModelSpec("hurdle_trees", "value", "Hurdle, boosted-tree parts", "scratch", "hurdle",
-                  None, hurdle_trees),
+                  None, hurdle_trees, complexity=4),
         ModelSpec("mean", "value", "Training mean", "baseline", "constant", None,
                   lambda n: DummyRegressor(strategy="mean")),
         ModelSpec("zero", "value", "Zero", "baseline", "constant", None,

@@ -12,7 +12,7 @@ from microsub.analysis import features, stats
 from microsub.business.gates import benchmark_gates
 from microsub.models import benchmark as bm
 from microsub.models.benchmark import BenchmarkResult
-from microsub.models.specs import CHURN_METRICS, TASKS, VALUE_METRICS
+from microsub.models.specs import CHURN_METRICS, SELECTION_RULES, TASKS, TIE_RULE, VALUE_METRICS
 from microsub.pipeline.cache import cached_on_pages, code_digest
 from microsub.pipeline.context import Context
 from microsub.plain import plain
@@ -61,6 +61,7 @@ def model_card(
         data=_training_data(ctx, result),
         fingerprint=fingerprint,
         hyperparameters=registry.plain_params(result.estimators[key]),
+        selection_rule=f"{SELECTION_RULES[task]}; {TIE_RULE}",
     )
 
 

@@ -93,6 +93,7 @@ class ModelCard:
             ``source``, ``seed``, and what else identifies it.
         fingerprint: identity of (data, seed, code, key); equal fingerprints mean the same model.
         hyperparameters: the estimator's parameters as JSON values.
+        selection_rule: how the benchmark chose the model of its task, ties included.
     """
 
     task: str
@@ -106,6 +107,7 @@ class ModelCard:
     data: Mapping[str, Any]
     fingerprint: str
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    selection_rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The card as JSON values (``card.json`` of the run)."""

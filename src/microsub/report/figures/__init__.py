@@ -26,9 +26,11 @@ from microsub.report.figures.models import (
     calibration_curves,
     confusion_matrices,
     convergence_curves,
+    descent_paths,
     model_comparison,
     pr_curves,
     roc_curves,
+    value_capture,
 )
 from microsub.report.figures.sim import policy_values, sim_gap, slot_curve, validation
 
@@ -41,6 +43,7 @@ __all__ = [
     "confusion_matrices",
     "convergence_curves",
     "correlation_heatmap",
+    "descent_paths",
     "engagement",
     "fatigue",
     "hour_of_day",
@@ -60,5 +63,6 @@ __all__ = [
     "style",
     "survival_curves",
     "validation",
+    "value_capture",
     "verdicts",
 ]

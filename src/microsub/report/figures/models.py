@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from microsub import fmt
 from microsub.report.figures.base import COLORS, WIDTH, new_figure, percent_axis, style
 
 _FAMILY_COLORS = {"linear": COLORS["main"], "trees": COLORS["accent"], "hurdle": COLORS["third"],
@@ -210,7 +211,9 @@ def model_comparison(
 ) -> Figure:
     """Scratch against scikit-learn at a glance: the test score (ROC AUC for churn, RMSE for
     value) and the fit time (log scale) of each model of ``task``; ``height`` in inches
-    (default: from the number of models)."""
+    (default: from the number of models). ★ marks the chosen model, "(tie)" a model whose
+    validation score ties with the top one (``metrics["tied"]``), so a choice made by the
+    tie-breaker reads as one."""
     rows = metrics[metrics["task"] == task].iloc[::-1]
     score, score_label = ("roc_auc", "test ROC AUC") if task == "churn" else (
         "rmse", "test RMSE (Yuan)")  # fmt: skip
@@ -224,21 +227,22 @@ def model_comparison(
             bars = ax.barh(y, rows[col], color=colors, edgecolor="white")
             for bar, hatch in zip(bars, hatches, strict=True):
                 bar.set_hatch(hatch)
-        names = [m + ("  ★" if b else "") for m, b in zip(rows["model"], rows["best"],
-                                                          strict=True)]  # fmt: skip
+        tied = rows["tied"] if "tied" in rows else pd.Series(False, index=rows.index)
+        names = [m + ("  ★" if b else "  (tie)" if t else "")
+                 for m, b, t in zip(rows["model"], rows["best"], tied, strict=True)]  # fmt: skip
         left.set_yticks(y, names)
         values = rows[score].to_numpy()
         spread = values.max() - values.min()
         left.set_xlim(max(0.0, values.min() - 0.6 * spread - 1e-9), values.max() + 0.3 * spread)
         for yi, v in zip(y, values, strict=True):
-            left.text(v, yi, f" {v:.3f}", va="center", fontsize=8)
+            left.text(v, yi, f" {fmt.format_number(v)}", va="center", fontsize=8)
         left.set_xlabel(score_label)
         right.set_xscale("log")
         times = rows["fit_s"].to_numpy()
         right.set_xlim(times.min() / 2, times.max() * 8)
         right.set_xlabel("fit time (s, log scale, one thread)")
         for yi, v in zip(y, times, strict=True):
-            right.text(v, yi, f" {v:.2g}", va="center", fontsize=8)
+            right.text(v, yi, f" {fmt.format_number(v)}", va="center", fontsize=8)
 
         right.legend(
             handles=[
@@ -250,4 +254,83 @@ def model_comparison(
         )
         left.set_title("Score")
         right.set_title("Fit time")
+    return fig
+
+
+def descent_paths(descent: pd.DataFrame) -> Figure:
+    """The gap to the optimum per iteration of each variant of gradient descent on the churn
+    logistic regression (log scale): colour the preconditioner, line style the momentum.
+
+    Args:
+        descent: ``variant``, ``preconditioner``, ``accelerate``, ``iteration``, ``gap``
+            (``BenchmarkResult.descent``).
+    """
+    colors = {"diagonal": COLORS["second"], "full": COLORS["main"]}
+    with style():
+        fig, ax = new_figure(height=3.6)
+        for name, curve in descent.groupby("variant", sort=False):
+            ok = curve["gap"] > 0
+            first = curve.iloc[0]
+            n = int(curve["iteration"].max())
+            ax.plot(curve.loc[ok, "iteration"], curve.loc[ok, "gap"],
+                    color=colors.get(first["preconditioner"], COLORS["muted"]),
+                    ls="-" if first["accelerate"] else "--",
+                    lw=2.0 if first["accelerate"] else 1.4,
+                    label=f"{name}: {fmt.format_count(n)} iterations")  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration (gradient evaluations)")
+        ax.set_ylabel("relative gap to the optimum\n(f_k − f*) / |f*|")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title("Churn logistic regression: four ways down to the same optimum")
+    return fig
+
+
+_SCORE_STYLES = {
+    "actual": ("the page values themselves (perfect ranking)", COLORS["muted"], "-"),
+    "chosen": (None, COLORS["main"], "-"),
+    "hurdle": (None, COLORS["third"], "--"),
+    "p_buy": (None, COLORS["accent"], ":"),
+}
+
+
+def value_capture(
+    curves: pd.DataFrame, ranking: pd.DataFrame, metrics: pd.DataFrame, top_share: float
+) -> Figure:
+    """Share of the test Yuan on the pages ranked highest by each value score, against the
+    share of pages (a cumulative gain curve); the diagonal is a random order and a dotted line
+    marks ``top_share``.
+
+    Args:
+        curves: ``score``, ``share_pages``, ``share_total`` (``BenchmarkResult.value_capture``).
+        ranking: ``score``, ``key``, ``capture`` (``BenchmarkResult.value_ranking``).
+        metrics: the benchmark's metrics table (model names).
+        top_share: the share of pages the gate and the prose use.
+    """
+    names = metrics.set_index("key")["model"]
+    keys = ranking.set_index("score")["key"]
+    capture = ranking.set_index("score")["capture"]
+    labels = {
+        "chosen": lambda: f"{names[keys['chosen']]}: E[value]",
+        "hurdle": lambda: f"{names[keys['hurdle']]}: E[value]",
+        "p_buy": lambda: f"{names[keys['p_buy']]}: P(buy) alone",
+    }
+    with style():
+        fig, ax = new_figure(height=3.8)
+        for score, curve in curves.groupby("score", sort=False):
+            label, color, ls = _SCORE_STYLES.get(score, (score, COLORS["muted"], "-"))
+            label = label or labels[score]()
+            ax.plot(curve["share_pages"], curve["share_total"], color=color, ls=ls, lw=1.8,
+                    label=f"{label} ({fmt.format_percent(capture[score])})")  # fmt: skip
+        ax.plot([0, 1], [0, 1], color=COLORS["muted"], lw=0.8, ls=(0, (1, 3)))
+        ax.axvline(top_share, color=COLORS["muted"], lw=0.8, ls=(0, (1, 3)))
+        ax.set_xlabel("share of test pages, highest score first")
+        ax.set_ylabel("share of the test Yuan on those pages")
+        percent_axis(ax)
+        percent_axis(ax, "x")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        share = fmt.format_setting(top_share, percent=True)
+        ax.legend(title=f"ranked by (share of the Yuan in the top {share})", loc="lower right",
+                  fontsize=8)  # fmt: skip
+        ax.set_title("What the value models rank, test sessions")
     return fig

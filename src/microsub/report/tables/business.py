@@ -22,16 +22,17 @@ def assumptions_table(config: BusinessConfig) -> pd.DataFrame:
         ("Traffic", fmt.format_count(config.sessions_per_month), "sessions per month"),
         ("Platform scale", fmt.format_count(config.platform_sessions_per_month),
          f"sessions per month ({fmt.format_count(config.platform_monthly_users)} monthly users "
-         f"x {fmt.format_number(config.platform_sessions_per_user)} feed sessions each)"),
+         f"x {fmt.format_setting(config.platform_sessions_per_user)} feed sessions each)"),
         ("Budget per session", usd(config.budget_usd_per_session), "US dollars"),
-        ("Exchange rate", f"{config.yuan_per_usd:g}", "Yuan per US dollar"),
-        ("Value margin", fmt.format_percent(config.value_margin),
+        ("Exchange rate", fmt.format_setting(config.yuan_per_usd), "Yuan per US dollar"),
+        ("Value margin", fmt.format_setting(config.value_margin, percent=True),
          "of the Yuan a shopper spends counted as value"),
     ]  # fmt: skip
     for t in config.interventions:
         rows.append((
-            t.name, f"{usd(t.cost_usd)}, removes {fmt.format_percent(t.effect)} of the risk",
-            f"risk {t.min_risk:g} to {t.max_risk:g}",
+            t.name,
+            f"{usd(t.cost_usd)}, removes {fmt.format_setting(t.effect, percent=True)} of the risk",
+            f"risk {fmt.format_setting(t.min_risk)} to {fmt.format_setting(t.max_risk)}",
         ))  # fmt: skip
     return pd.DataFrame(rows, columns=["Assumption", "Value", "Unit or scope"])
 
@@ -99,7 +100,7 @@ def sensitivity_display(result: BusinessResult) -> pd.DataFrame:
     red = s.pivot(index="policy", columns="factor", values="churn_reduction")
     table = pd.DataFrame({"Programme": out.index})
     for factor in out.columns:
-        table[f"effects x{factor:g}"] = [
+        table[f"effects x{fmt.format_setting(factor)}"] = [
             f"{fmt.format_percent(red.loc[p, factor])}, net {out.loc[p, factor]}" for p in out.index
         ]
     return table

@@ -42,9 +42,10 @@ def action_table() -> pd.DataFrame:
     rows = [{"Action": 0, "a (CVR)": "–", "b (price)": "–",
              "Page shows": "the logged page, as the platform ranked it"}]  # fmt: skip
     for k, (a, b) in enumerate(ACTION_GRID, start=1):
-        rows.append({"Action": k, "a (CVR)": f"{a:g}", "b (price)": f"{b:g}",
-                     "Page shows": f"the 50 best of 100 candidates by ctr · cvr^{a:g} · "
-                     f"price^{b:g}"})  # fmt: skip
+        a_text, b_text = fmt.format_setting(a), fmt.format_setting(b)
+        rows.append({"Action": k, "a (CVR)": a_text, "b (price)": b_text,
+                     "Page shows": f"the 50 best of 100 candidates by ctr · cvr^{a_text} · "
+                     f"price^{b_text}"})  # fmt: skip
     return pd.DataFrame(rows)
 
 
