@@ -21,7 +21,7 @@ $(STAMP_BASE): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	@touch $@ $(STAMP_BASE)
 
 test: $(STAMP_DEV)

@@ -24,6 +24,9 @@ variable                    meaning
 ``MICROSUB_S3_SECRET_KEY``  S3 secret key (required for an ``s3://`` lake)
 ``MICROSUB_S3_SECURE``      ``1`` to talk TLS to the S3 server
 ``MICROSUB_MAX_QUARANTINE_SHARE``  largest share of malformed lines an ingest accepts
+``MICROSUB_INGEST_ENGINE``  ``polars`` (this machine, default) or ``spark``
+``MICROSUB_SPARK_MASTER``   Spark master of ``--engine spark`` (default ``local[*]``; a cluster's
+                            URL, e.g. ``spark://host:7077``, ``yarn``)
 ==========================  =================================================================
 """
 
@@ -127,6 +130,9 @@ class Settings(BaseSettings):
     max_quarantine_share: float = Field(default=0.01, ge=0.0, le=1.0)
     # 16 MiB: the same throughput as 64 MiB at half the peak memory (benchmarks/ingest.py)
     ingest_batch_bytes: int = Field(default=16 * 2**20, ge=2**16)
+    # which engine ingests the raw log: Polars on this machine, or Spark (the `spark` extra)
+    ingest_engine: Literal["polars", "spark"] = "polars"
+    spark_master: str = Field(default="local[*]", min_length=1)
 
     @field_validator("lake")
     @classmethod
