@@ -353,3 +353,25 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "local":
         return LocalLake(tmp_path / "lake")
     return request.getfixturevalue("s3_lake")
+
+
+# =============================================================================================
+# Spark — fixture `spark`
+#
+# One local Spark session (2 cores, loopback) for the test session. Files are split into small
+# partitions (32 KiB), so that a test file of a few hundred KB spans several partitions and the
+# session carry between partitions is exercised.
+# =============================================================================================
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A ``local[2]`` SparkSession with 32 KiB file partitions (pyspark from the spark extra)."""
+    from microsub.data.spark import session
+
+    spark = session("local[2]")
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(32 * 2**10))
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    yield spark
+    spark.stop()

@@ -7,7 +7,6 @@ import hashlib
 import io
 import itertools
 import json
-import re
 import tarfile
 import zlib
 from pathlib import Path

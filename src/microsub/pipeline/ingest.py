@@ -118,11 +118,11 @@ def _publish(
                 )
             ),
         }
-        quarantine = lake.writer(
+        quarantine = lake.writer(  # parts of PART_ROWS whatever the engine's batches
             contract.BUCKET_QUARANTINE,
             dataset="quarantine",
             schema=contract.QUARANTINE_SCHEMA,
-            meta={"source": source},
+            **common,
         )
 
         def sink(name: str, table: pa.Table) -> None:
