@@ -49,6 +49,7 @@ from microsub.contract import (
     conform,
     layout_named,
 )
+from microsub.data.background import prefetch
 from microsub.data.containers import Prefixed, RawSource, Readable, read_full, strip_tar_header
 from microsub.data.parse import detect_layout, parse_lines
 from microsub.data.sessions import Sessionizer
@@ -366,8 +367,9 @@ def ingest(
             emit("quarantine", conform(table, QUARANTINE_SCHEMA))
             count_quarantine(report, table)
 
-    batches = text_batches(
-        path, report, layout=layout, batch_bytes=batch_bytes, progress=progress
+    # the next batches are read (and unpacked, and hashed) while this one is parsed
+    batches = prefetch(
+        text_batches(path, report, layout=layout, batch_bytes=batch_bytes, progress=progress)
     )
     for data, cut_short in batches:
         if cut_short:

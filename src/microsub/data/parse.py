@@ -245,29 +245,22 @@ def parse_frame(
         :data:`~microsub.contract.QUARANTINE_SCHEMA` rows, both in line order.
     """
     names = [f"f{k}" for k in range(layout.n_fields)]
-    lists = [getattr(layout, name) for name in LIST_FIELDS if getattr(layout, name) is not None]
     fields = lines.select(
-        pl.col("raw").str.count_matches(";", literal=True).alias("n_sep"),
         pl.col("raw").str.splitn(";", layout.n_fields).struct.rename_fields(names).struct.unnest(),
     )
-    shape = fields.select(
-        (pl.col("n_sep") == layout.n_fields - 1)
-        & pl.all_horizontal(
-            pl.col(f"f{k}").str.count_matches(",", literal=True) == ITEMS_PER_PAGE - 1
-            for k in lists
-        )
-    )
-    shaped = shape.to_series().fill_null(False).to_numpy()
+    cast = _cast(fields, layout)
+    shaped = _shaped(fields, cast, layout)
     code = np.zeros(lines.height, np.int8)
     if not shaped.all():
         code[~shaped] = _shape_codes(lines.filter(~shaped), fields.filter(~shaped), layout)
+        fields, cast = fields.filter(shaped), cast.filter(shaped)
     rows = np.flatnonzero(shaped)
-    values, code[rows] = _parse_shaped(fields.filter(shaped), layout)
+    values, code[rows] = _parse_shaped(fields, cast, layout)
     good = code[rows] == 0
+    if not good.all():
+        values = {k: v[good] for k, v in values.items()}
     line_no = lines.get_column("line_no").to_numpy()
-    pages = _pages_table(
-        {k: v[good] for k, v in values.items()}, line_no[rows[good]], layout, with_items
-    )
+    pages = _pages_table(values, line_no[rows[good]], layout, with_items)
     bad = np.flatnonzero(code)
     quarantine = pa.table(
         {
@@ -282,8 +275,9 @@ def parse_frame(
 
 def _shape_codes(lines: pl.DataFrame, fields: pl.DataFrame, layout: RawLayout) -> np.ndarray:
     """Reason codes of lines that are not shaped: blank, wrong column count or a short list."""
-    blank = lines.get_column("raw").str.strip_chars(_BLANK).str.len_bytes().to_numpy() == 0
-    wrong = fields.get_column("n_sep").to_numpy() != layout.n_fields - 1
+    raw = lines.get_column("raw")
+    blank = raw.str.strip_chars(_BLANK).str.len_bytes().to_numpy() == 0
+    wrong = raw.str.count_matches(";", literal=True).to_numpy() != layout.n_fields - 1
     return np.where(
         blank,
         _CODE["blank line"],
@@ -341,22 +335,21 @@ def _flag_block(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return flags, ok
 
 
-def _parse_shaped(
-    fields: pl.DataFrame, layout: RawLayout
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Values and reason codes (0: valid) of shaped lines (see :func:`parse_frame`).
+def _present(layout: RawLayout) -> list[str]:
+    """Names of the scalar and list fields the layout has."""
+    return [f for f in (*_SCALARS, *LIST_FIELDS) if getattr(layout, f) is not None]
 
-    Returns:
-        ``(values, code)``: scalars as ``(n,)`` int64 arrays and lists as ``(n, 50)`` matrices
-        (float64; int64 positions; int8 flags), keyed by the names of the layout's fields; and
-        the int8 reason code per line.
-    """
-    present = [f for f in (*_SCALARS, *LIST_FIELDS) if getattr(layout, f) is not None]
+
+def _cast(fields: pl.DataFrame, layout: RawLayout) -> pl.DataFrame:
+    """The scalars cast to Int64 and the number lists split and cast (Int64 positions,
+    Float64 values), one column per field, computed in parallel; null where a value does not
+    parse. Flag lists are not cast (see :func:`_flag_block`)."""
+    present = _present(layout)
 
     def text(name: str) -> pl.Expr:
         return pl.col(f"f{getattr(layout, name)}")
 
-    cast = fields.select(
+    return fields.select(
         *(text(s).cast(pl.Int64, strict=False).alias(s) for s in present if s in _SCALARS),
         text("position").str.split(",").cast(pl.List(pl.Int64), strict=False).alias("position"),
         *(
@@ -365,6 +358,54 @@ def _parse_shaped(
             if f in _NUMBERS
         ),
     )
+
+
+def _shaped(fields: pl.DataFrame, cast: pl.DataFrame, layout: RawLayout) -> np.ndarray:
+    """Lines with the layout's field count and 50 values in every list field, shape ``(n,)``.
+
+    ``splitn`` leaves the last field null when fields are missing and puts the rest of the line,
+    with its ``;``, in it when there are more.
+
+    Cast lists are measured by their length; a flag list of 99 bytes holds 49 commas unless it
+    is malformed anyway, so commas are counted only in flag lists of another length.
+    """
+    present = _present(layout)
+    lists = [f for f in present if f in LIST_FIELDS and f not in _FLAGS]
+    flags = [f for f in present if f in _FLAGS]
+    checks = cast.select(*(pl.col(f).list.len() == ITEMS_PER_PAGE for f in lists))
+    last = pl.col(f"f{layout.n_fields - 1}")  # null if fields are missing; holds ';' if extra
+    sizes = fields.select(
+        last.is_not_null() & ~last.str.contains(";", literal=True),
+        *(pl.col(f"f{getattr(layout, f)}").str.len_bytes().alias(f) for f in flags),
+    )
+    shaped = sizes.to_series(0).fill_null(False).to_numpy()
+    for column in checks.iter_columns():
+        shaped &= column.fill_null(False).to_numpy()
+    for name in flags:
+        sized = sizes.get_column(name).fill_null(0).to_numpy() == _FLAG_BYTES
+        odd = np.flatnonzero(shaped & ~sized)
+        if len(odd):
+            text = fields.get_column(f"f{getattr(layout, name)}").gather(odd)
+            commas = text.str.count_matches(",", literal=True).to_numpy()
+            shaped[odd] = commas == ITEMS_PER_PAGE - 1
+    return shaped
+
+
+def _parse_shaped(
+    fields: pl.DataFrame, cast: pl.DataFrame, layout: RawLayout
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Values and reason codes (0: valid) of shaped lines (see :func:`parse_frame`).
+
+    Args:
+        fields: the text of each field (``f0``, ``f1``, ...) of the shaped lines.
+        cast: :func:`_cast` of them.
+
+    Returns:
+        ``(values, code)``: scalars as ``(n,)`` int64 arrays and lists as ``(n, 50)`` matrices
+        (float64; int64 positions; int8 flags), keyed by the names of the layout's fields; and
+        the int8 reason code per line.
+    """
+    present = _present(layout)
     n = fields.height
     values: dict[str, np.ndarray] = {}
     non_numeric = np.zeros(n, bool)

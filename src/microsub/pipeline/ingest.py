@@ -12,6 +12,7 @@ engine; the pages manifest records where the data came from and the reconciliati
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from microsub import contract
 from microsub.config import Settings
-from microsub.data import ingest, spark
+from microsub.data import background, ingest, spark
 from microsub.data.ingest import IngestReport
 from microsub.errors import DatasetNotFoundError, QuarantineLimitError
 from microsub.lake import DatasetWriter, Lake, Manifest
@@ -61,12 +62,18 @@ def ingest_raw(
     ingest.sniff(raw.path)  # before anything is stored: a non-log never reaches the lake
     lake.ensure_buckets()
     size = raw.path.stat().st_size
-    with progress(f"copying {raw.path.name} to {contract.BUCKET_RAW}", None) as advance:
-        lake.put_file(contract.BUCKET_RAW, raw.path.name, raw.path)
-        advance(size)
     source = {"kind": raw.kind, "fingerprint": fingerprint, **raw.details}
-    with progress(f"ingesting {raw.path.name}", size) as advance:
-        report = _publish(lake, source, partial(engine(settings), raw.path, progress=advance))
+    # The raw copy runs beside the ingestion (it is I/O; the parse is CPU) and is complete
+    # before the datasets commit.
+    with (
+        progress(f"copying {raw.path.name} to {contract.BUCKET_RAW}", None) as copied,
+        ThreadPoolExecutor(1, thread_name_prefix="microsub-raw-copy") as pool,
+    ):
+        copy = pool.submit(lake.put_file, contract.BUCKET_RAW, raw.path.name, raw.path)
+        copy.add_done_callback(lambda _: copied(size))
+        with progress(f"ingesting {raw.path.name}", size) as advance:
+            run = partial(engine(settings), raw.path, progress=advance)
+            report = _publish(lake, source, run, ready=copy.result)
     lake.put_json(contract.BUCKET_REPORTS, "ingest.json", {"source": source, **report.to_dict()})
     return lake.manifest(contract.BUCKET_PROCESSED)
 
@@ -94,12 +101,16 @@ def _current(lake: Lake, fingerprint: str) -> Manifest | None:
 
 
 def _publish(
-    lake: Lake, source: dict[str, Any], run: Callable[..., IngestReport]
+    lake: Lake,
+    source: dict[str, Any],
+    run: Callable[..., IngestReport],
+    ready: Callable[[], object] = lambda: None,
 ) -> IngestReport:
     """Run the engine (``run(sink=...)``) into the three dataset writers and commit them.
 
-    The pages and items commit only when the engine returns; the quarantine also commits when
-    the engine raises :class:`QuarantineLimitError` (the evidence is kept).
+    The pages and items commit only when the engine returns (and ``ready()``, the raw copy, has
+    returned); the quarantine also commits when the engine raises
+    :class:`QuarantineLimitError` (the evidence is kept).
     """
     common = {"meta": {"source": source}, "part_rows": PART_ROWS}
     with ExitStack() as stack:
@@ -129,7 +140,9 @@ def _publish(
             (quarantine if name == "quarantine" else writers[name]).write(table)
 
         try:
-            report = run(sink=sink)
+            with background.threaded(sink) as store:  # parts are written while parsing goes on
+                report = run(sink=store)
+            ready()
         except QuarantineLimitError:
             quarantine.commit()  # keep the evidence; pages/items abort with the error
             raise
