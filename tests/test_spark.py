@@ -140,3 +140,27 @@ def test_cli_ingest_with_spark_into_a_seaweedfs_lake(tmp_path, spark, s3_lake, s
         assert on_s3.rows == here.rows
     assert s3_lake.manifest(contract.BUCKET_QUARANTINE).rows == 1
     assert s3_lake.get_bytes(contract.BUCKET_RAW, raw.name) == raw.read_bytes()
+
+
+def test_cli_ingests_a_uri_with_spark_and_refuses_it_without(tmp_path, spark, monkeypatch):
+    """On a cluster the log stays in object storage: the CLI hands the URI to Spark (file://
+    here), copies nothing into raw-data, and names the URI in the manifest."""
+    raw = write(tmp_path, session_lines(9), "www.data")
+    monkeypatch.setenv("MICROSUB_DATA_DIR", str(tmp_path / "data"))
+    lake = str(tmp_path / "lake")
+    runner = CliRunner()
+    refused = runner.invoke(cli.app, ["ingest", raw.as_uri(), "--lake", lake])
+    assert refused.exit_code == 1 and "--engine spark" in refused.output
+    result = runner.invoke(
+        cli.app, ["ingest", raw.as_uri(), "--engine", "spark", "--lake", lake],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    store = open_lake(Settings(lake=lake))
+    manifest = store.manifest(contract.BUCKET_PROCESSED)
+    assert manifest.meta["source"]["uri"] == raw.as_uri()
+    assert store.list(contract.BUCKET_RAW) == []
+    expected, _ = run(polars_engine.ingest, raw)
+    assert_same({"pages": store.read_table(contract.BUCKET_PROCESSED).sort_by("line_no"),
+                 "items": store.read_table(contract.BUCKET_ITEMS).sort_by("line_no"),
+                 "quarantine": store.read_table(contract.BUCKET_QUARANTINE)}, expected)

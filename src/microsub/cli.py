@@ -166,7 +166,13 @@ def generate(
 @app.command()
 @_friendly
 def ingest(
-    path: Annotated[Path, typer.Argument(help="raw log: plain text, .gz or the public tar")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="raw log: plain text, .gz or the public tar; with --engine spark also a URI "
+            "Spark reads (s3a://..., abfss://..., dbfs:/..., file://...)"
+        ),
+    ],
     lake: LakeOpt = None,
     force: Annotated[bool, typer.Option("--force", help="ingest even if up to date")] = False,
     engine: Annotated[
@@ -187,15 +193,22 @@ def ingest(
     ] = None,
 ) -> None:
     """Parse a raw log into the lake: pages, item lists, quarantine, with a reconciliation."""
-    if not path.is_file():
-        raise ConfigError(f"no file at {str(path)!r}; give the path of the raw log to ingest")
+    is_uri = "://" in path or path.startswith("dbfs:/")
+    if not is_uri and not Path(path).is_file():
+        raise ConfigError(f"no file at {path!r}; give the path of the raw log to ingest")
     settings = _settings(
-        lake=lake, raw_path=path, ingest_engine=engine, spark_master=spark_master
+        lake=lake,
+        raw_path=None if is_uri else Path(path),
+        ingest_engine=engine,
+        spark_master=spark_master,
     )
     store = open_lake(settings)
-    raw = pipeline.RawInput(path, "real", {"file": path.name})
     with _bars() as task:
-        manifest = pipeline.ingest_raw(settings, store, raw, force=force, progress=task)
+        if is_uri:
+            manifest = pipeline.ingest_uri(settings, store, path, progress=task)
+        else:
+            raw = pipeline.RawInput(Path(path), "real", {"file": Path(path).name})
+            manifest = pipeline.ingest_raw(settings, store, raw, force=force, progress=task)
     _print_reconciliation(manifest.meta.get("ingest", {}), store.location)
 
 

@@ -1,10 +1,12 @@
-"""Streaming ingestion of the Taobao page log: raw bytes to pages, items and quarantine tables.
+"""The single-machine ingestion engine: raw bytes to pages, items and quarantine tables.
 
 The raw log (``www.data``, about 6 GB; see ``data/real/README.md``) has one line per page of
 50 items, ``;``-separated fields, comma-separated 50-item lists. :func:`ingest` reads it in
 batches of about ``batch_bytes`` (cut at the last newline, the rest carried over), so memory
-does not grow with the file; it parses each batch vectorised (:func:`parse_lines`), labels
-sessions (:mod:`microsub.sessions`, which holds back at most 11 rows of an unfinished session),
+does not grow with the file; the next batches are read (unpacked, hashed) in a worker thread
+(:func:`~microsub.data.background.prefetch`) while it parses each batch with Polars's
+multithreaded kernels (:func:`~microsub.data.parse.parse_lines`), labels sessions
+(:mod:`microsub.data.sessions`, which holds back at most 11 rows of an unfinished session),
 and hands three tables to a ``sink``:
 
 - ``"pages"``: :data:`~microsub.contract.PAGES_SCHEMA`, one row per valid line;
@@ -23,9 +25,13 @@ stripped, and NUL bytes at the end of any input (tar padding) are dropped. A cut
 gzip or tar that ends before its own end) gives every whole line it holds; the partial last
 line is quarantined as ``"truncated at end of input"`` and the report's ``notes`` say why.
 
-A value is numeric when Arrow's string-to-float64 cast parses it (so ``1e3``, ``nan`` and
-``inf`` are numbers, and the range checks then decide); the fixed order of :data:`REASONS`
-decides which fault names a line that has several.
+A value is numeric when Polars's string-to-float cast parses it (so ``1e3``, ``nan`` and
+``inf`` are numbers, and the range checks then decide; integer fields must be written as
+integers, see :mod:`microsub.data.parse`); the fixed order of :data:`REASONS` decides which
+fault names a line that has several. :func:`sniff` checks the format on the first lines alone,
+before a caller stores anything; the Spark engine (:mod:`microsub.data.spark`) shares the
+head, the tallies and the final checks (:func:`text_batches`, :func:`count_pages`,
+:func:`count_quarantine`, :func:`finish`).
 
 Blank lines (empty or only whitespace) are quarantined with reason ``"blank line"``: they count
 as lines read, keep the line numbers of the raw text, and reconcile like any other line. A final

@@ -21,7 +21,7 @@ from __future__ import annotations
 from microsub.pipeline.cache import cached, code_digest
 from microsub.pipeline.context import Context, read_pages
 from microsub.pipeline.explore import calibration, exploration
-from microsub.pipeline.ingest import ingest_raw
+from microsub.pipeline.ingest import ingest_raw, ingest_uri
 from microsub.pipeline.raw import RawInput, generate_synthetic, prepare_raw
 from microsub.pipeline.run import STAGES, context, run
 from microsub.pipeline.train import benchmark, benchmark_report, registry_names
@@ -39,6 +39,7 @@ __all__ = [
     "exploration",
     "generate_synthetic",
     "ingest_raw",
+    "ingest_uri",
     "prepare_raw",
     "read_pages",
     "registry_names",

@@ -23,7 +23,7 @@ from microsub import contract
 from microsub.config import Settings
 from microsub.data import background, ingest, spark
 from microsub.data.ingest import IngestReport
-from microsub.errors import DatasetNotFoundError, QuarantineLimitError
+from microsub.errors import ConfigError, DatasetNotFoundError, QuarantineLimitError
 from microsub.lake import DatasetWriter, Lake, Manifest
 from microsub.pipeline.raw import RawInput
 from microsub.progress import ProgressFactory, quiet
@@ -74,6 +74,32 @@ def ingest_raw(
         with progress(f"ingesting {raw.path.name}", size) as advance:
             run = partial(engine(settings), raw.path, progress=advance)
             report = _publish(lake, source, run, ready=copy.result)
+    lake.put_json(contract.BUCKET_REPORTS, "ingest.json", {"source": source, **report.to_dict()})
+    return lake.manifest(contract.BUCKET_PROCESSED)
+
+
+def ingest_uri(
+    settings: Settings, lake: Lake, uri: str, *, progress: ProgressFactory = quiet
+) -> Manifest:
+    """Publish pages, items and quarantine of a raw log that Spark reads from ``uri`` (object
+    storage on a cluster: ``s3a://…``, ``abfss://…``, ``dbfs:/…``; ``file://…`` locally).
+
+    The log stays where it is (no copy into ``raw-data``; the manifests' ``source`` names the
+    URI); the format is checked on its first lines before anything is stored.
+
+    Raises:
+        ConfigError: the engine is not ``spark`` (only Spark reads a URI).
+        DataFormatError: the file is not the page log.
+    """
+    if settings.ingest_engine != "spark":
+        raise ConfigError(
+            f"{uri!r} is a URI, which only the Spark engine reads; pass --engine spark "
+            "(MICROSUB_INGEST_ENGINE=spark), or give a local path"
+        )
+    lake.ensure_buckets()
+    source = {"kind": "real", "uri": uri, "file": uri.rstrip("/").rsplit("/", 1)[-1]}
+    with progress(f"ingesting {uri}", None) as advance:
+        report = _publish(lake, source, partial(engine(settings), uri, progress=advance))
     lake.put_json(contract.BUCKET_REPORTS, "ingest.json", {"source": source, **report.to_dict()})
     return lake.manifest(contract.BUCKET_PROCESSED)
 
