@@ -92,6 +92,17 @@ def test_a_closing_last_page_is_final_without_waiting():
     assert assign([0, 1, 2], [0, 0, 0], final=False).n_final == 0
 
 
+def test_a_part_that_opens_with_the_previous_parts_session_is_held_then_continued():
+    """A Spark partition may start mid-session: rows that all continue the state's session are
+    held back (no session opens in them), then finished with the right ids and no jump."""
+    sessionizer = Sessionizer(SessionState(next_session_id=5, prev_page_id=0, prev_terminal=0))
+    assert sessionizer.push(pages_table([1, 2], [0, 0])).num_rows == 0
+    rest = sessionizer.finish()
+    assert rest.column("session_id").to_pylist() == [4, 4]
+    assert rest.column("page_jump").to_pylist() == [0, 0]
+    assert rest.column("truncated").to_pylist() == [0, 1]
+
+
 def test_next_state_columns_are_the_next_page_of_the_same_session():
     table = sessionize(pages_table([0, 1, 2, 0, 1], [0, 0, 1, 0, 0]))
     nxt = table.column("next_page_value").to_numpy()

@@ -143,8 +143,9 @@ def assign(
     last[:-1] = start[1:]
     last[-1] = True
     # Unless the input ends here or its last page closes it, the last session may go on in the
-    # next batch: hold it back whole.
-    n_final = n if final or closes[-1] else int(np.flatnonzero(start)[-1])
+    # next batch: hold it back whole (all rows, when they all continue the state's session).
+    opened = np.flatnonzero(start)
+    n_final = n if final or closes[-1] else int(opened[-1]) if len(opened) else 0
 
     starts = start[:n_final]
     session_id = state.next_session_id + np.cumsum(starts, dtype=np.int64) - 1
