@@ -150,8 +150,12 @@ def _publish(
                 )
             ),
             "items": stack.enter_context(
-                lake.writer(
-                    contract.BUCKET_ITEMS, dataset="items", schema=contract.ITEMS_SCHEMA, **common
+                lake.writer(  # item lists: many distinct floats, where dictionaries cost most
+                    contract.BUCKET_ITEMS,
+                    dataset="items",
+                    schema=contract.ITEMS_SCHEMA,
+                    dictionary=False,
+                    **common,
                 )
             ),
         }
