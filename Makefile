@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each creates or updates .venv on its own.
-# `make test` installs the dev and airflow extras into the same .venv: Airflow 3 resolves
+# `make test` installs the dev, airflow and spark extras into the same .venv: Airflow 3 resolves
 # together with the project's pins (checked with pip), so it needs no environment of its own.
 PYTHON ?= python3
 VENV   := .venv
@@ -23,7 +23,7 @@ $(STAMP_BASE): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,airflow]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,airflow,spark]'
 	@touch $@ $(STAMP_BASE)
 
 test: $(STAMP_DEV)

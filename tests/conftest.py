@@ -377,6 +377,9 @@ def session_tables(tmp_path_factory: pytest.TempPathFactory) -> SessionTables:
     synth.generate(path, n_pages=12_000, seed=11)
     tables = ingest.read_tables(path)
     return SessionTables(tables.pages.to_pandas(), tables.items)
+
+
+# =============================================================================================
 # Deployment — a trained pipeline with champions in MLflow, and days of new data
 # =============================================================================================
 
@@ -442,3 +445,25 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synth.generate(out["same"], n_pages=DAY_PAGES, seed=7)
     synth.generate(out["shifted"], n_pages=DAY_PAGES, seed=8, params=shifted_params())
     return out
+
+
+# =============================================================================================
+# Spark — fixture `spark`
+#
+# One local Spark session (2 cores, loopback) for the test session. Files are split into small
+# partitions (32 KiB), so that a test file of a few hundred KB spans several partitions and the
+# session carry between partitions is exercised.
+# =============================================================================================
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A ``local[2]`` SparkSession with 32 KiB file partitions (pyspark from the spark extra)."""
+    from microsub.data.spark import session
+
+    spark = session("local[2]")
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(32 * 2**10))
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    yield spark
+    spark.stop()

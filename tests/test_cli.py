@@ -92,6 +92,8 @@ def test_a_file_that_is_not_the_log_is_refused_clearly(tmp_path):
     error = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert error[0].startswith("error: expected 15 `;`-separated fields (official layout)")
     assert "Traceback" not in result.output
+    # checked before anything is stored: the non-log is not copied into raw-data
+    assert not list((tmp_path / "lake").rglob("events.csv"))
 
 
 def test_empty_lake_listing_says_how_to_fill_it(tmp_path):

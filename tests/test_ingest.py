@@ -7,7 +7,6 @@ import hashlib
 import io
 import itertools
 import json
-import re
 import tarfile
 import zlib
 from pathlib import Path
@@ -28,7 +27,7 @@ from microsub.contract import (
 )
 from microsub.data.containers import open_raw
 from microsub.data.ingest import ingest, read_pages
-from microsub.data.parse import REASONS, _tokenize, detect_layout, parse_lines
+from microsub.data.parse import REASONS, detect_layout, parse_lines
 from microsub.errors import DataFormatError, QuarantineLimitError
 
 REAL_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "real" / "rec_rl_data_small"
@@ -515,19 +514,62 @@ def test_read_pages_returns_the_pages_table(tmp_path):
     assert pages.num_rows == len(session_lines(2))
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.text(alphabet="0123456789.,;\n", max_size=300).map(lambda t: t + "\n"), st.integers(1, 40)
-)
-def test_tokenizer_splits_like_python_whatever_the_piece_size(text, piece):
-    """_tokenize (by pieces) against re.split: same tokens, same separators, same positions."""
-    data = text.encode()
-    offsets, kinds, values = _tokenize(np.frombuffer(data, np.uint8), piece=piece)
-    tokens = [bytes(values[offsets[k] : offsets[k + 1]]) for k in range(len(kinds))]
-    assert tokens == [t.encode() for t in re.split("[,;\n]", text)[:-1]]
-    seps = [m.start() for m in re.finditer("[,;\n]", text)]
-    assert kinds.tobytes() == bytes(data[i] for i in seps)
-    assert [int(offsets[k + 1]) + k for k in range(len(kinds))] == seps
+def _python_float(token: str) -> float | None:
+    """Python's float(), without its tolerance of surrounding whitespace (" 1" is no number)."""
+    if token != token.strip():
+        return None
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="0123456789.-+e", min_size=0, max_size=8))
+def test_a_price_is_a_number_when_python_reads_one(token):
+    """The float cast's verdict on the characters of numbers, against Python's float()."""
+    line = official_line(2, price=_replace_item("price", token))
+    parsed = parse_lines((line + "\n").encode(), OFFICIAL)
+    value = _python_float(token)
+    if value is None:
+        assert parsed.quarantine.column("reason").to_pylist() == ["non-numeric value"]
+    elif not (value >= 0 and np.isfinite(value)):
+        assert parsed.quarantine.column("reason").to_pylist() == [
+            "price negative, NaN or infinite"
+        ]
+    else:
+        assert parsed.pages.column("price")[0].as_py()[7] == pytest.approx(value)
+
+
+flag_tokens = st.sampled_from(["0", "1", "0", "1", "2", "00", "1.0", "-1", "x", "", " 1"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(flag_tokens, min_size=50, max_size=50), st.sampled_from(["click", "cart", "fav"]))
+def test_flags_are_counted_from_their_bytes_and_checked(tokens, name):
+    """A flag list is valid iff every value is written 0 or 1; its count is the number of 1s;
+    a value that is no number is "non-numeric value", any other number "flag not 0/1"."""
+    line = official_line(2, **{name: ",".join(tokens)})
+    parsed = parse_lines((line + "\n").encode(), OFFICIAL)
+    reasons = parsed.quarantine.column("reason").to_pylist()
+    if set(tokens) <= {"0", "1"}:
+        column = {"click": "n_clicks", "cart": "n_carts", "fav": "n_favs"}[name]
+        assert reasons == [] and parsed.pages.column(column).to_pylist() == [tokens.count("1")]
+        assert parsed.pages.column(name)[0].as_py() == [int(t) for t in tokens]
+    elif any(_python_float(t) is None for t in tokens):
+        assert reasons == ["non-numeric value"]
+    else:
+        assert reasons == ["flag not 0/1"]
+
+
+def test_integer_fields_must_be_written_as_integers():
+    """2.0 is a number but the page id is an integer field: not a page id in 0..11."""
+    lines = [official_line(2).replace("2;", "2.0;", 1), official_line(2, hour="7.0")]
+    parsed = parse_lines("".join(x + "\n" for x in lines).encode(), OFFICIAL)
+    assert parsed.quarantine.column("reason").to_pylist() == [
+        "page id not in 0..11",
+        "hour not in 0..23",
+    ]
 
 
 def test_parse_lines_needs_whole_lines():

@@ -601,3 +601,24 @@ def test_put_if_changed_writes_only_new_content(lake: Lake) -> None:
     assert lake.put_bytes("reports", "x.bin", b"1", if_changed=True)
     assert not lake.put_bytes("reports", "x.bin", b"1", if_changed=True)
     assert lake.put_bytes("reports", "x.bin", b"1")  # without if_changed it always writes
+
+
+def test_a_writer_without_dictionaries_writes_plain_parts_of_the_same_rows(tmp_path):
+    """``dictionary=False`` (the items dataset): no dictionary pages, the same rows back."""
+    import pyarrow.parquet as pq
+
+    from microsub.lake import LocalLake
+
+    lake = LocalLake(tmp_path / "lake")
+    table = pa.table({"x": pa.array([0.5, 0.25, 0.5] * 100)})
+    schema = table.schema
+    for dictionary in (True, False):
+        with lake.writer(
+            "models", f"d{int(dictionary)}", dataset="d", schema=schema, dictionary=dictionary
+        ) as writer:
+            writer.write(table)
+        manifest = writer.manifest
+        path = tmp_path / "lake" / "models" / manifest.key(manifest.parts[0])
+        encodings = pq.ParquetFile(path).metadata.row_group(0).column(0).encodings
+        assert any("DICTIONARY" in e for e in encodings) is dictionary
+        assert lake.read_table("models", f"d{int(dictionary)}").equals(table)

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from microsub.contract import MAX_PAGE_ID
-from microsub.data.sessions import Sessionizer, SessionState, assign, sessionize
+from microsub.data.sessions import (
+    Sessionizer,
+    SessionState,
+    assign,
+    part_states,
+    sessionize,
+    summarize,
+)
 
 
 def pages_table(page_id: list[int], terminal: list[int]) -> pa.Table:
@@ -83,6 +90,17 @@ def test_a_closing_last_page_is_final_without_waiting():
     assert labels.session_id.tolist() == [0, 0, 1]
     assert assign([0, 1], [0, 1], final=False).n_final == 2
     assert assign([0, 1, 2], [0, 0, 0], final=False).n_final == 0
+
+
+def test_a_part_that_opens_with_the_previous_parts_session_is_held_then_continued():
+    """A Spark partition may start mid-session: rows that all continue the state's session are
+    held back (no session opens in them), then finished with the right ids and no jump."""
+    sessionizer = Sessionizer(SessionState(next_session_id=5, prev_page_id=0, prev_terminal=0))
+    assert sessionizer.push(pages_table([1, 2], [0, 0])).num_rows == 0
+    rest = sessionizer.finish()
+    assert rest.column("session_id").to_pylist() == [4, 4]
+    assert rest.column("page_jump").to_pylist() == [0, 0]
+    assert rest.column("truncated").to_pylist() == [0, 1]
 
 
 def test_next_state_columns_are_the_next_page_of_the_same_session():
@@ -190,3 +208,32 @@ def test_labels_do_not_depend_on_batch_boundaries(log, cuts):
     assert streamed.schema == whole.schema
     pd.testing.assert_frame_equal(streamed.to_pandas(), whole.to_pandas())
     check_session_invariants(page_id, terminal, streamed)
+
+
+@settings(max_examples=80, deadline=None)
+@given(page_log(), st.lists(st.integers(0, 9), min_size=1, max_size=12), st.integers(1, 5))
+def test_parts_labelled_on_their_own_give_the_labels_of_the_whole_file(log, sizes, batch):
+    """Spark's fix-up: each part is labelled from the summaries of the others (a state before
+    it, the page after it), without moving pages between parts, and equals the whole file."""
+    page_id, terminal = log
+    table = pages_table(page_id, terminal)
+    whole = sessionize(table)
+    bounds, start = [], 0
+    for size in sizes:  # parts of 0..9 pages (empty parts too), the rest in the last part
+        bounds.append((start, min(start + size, len(page_id))))
+        start = bounds[-1][1]
+    bounds.append((start, len(page_id)))
+    parts = [table.slice(a, b - a) for a, b in bounds]
+
+    def batches(part: pa.Table) -> list[pa.Table]:
+        return [part.slice(i, batch) for i in range(0, part.num_rows, batch)]
+
+    states = part_states([summarize(batches(part)) for part in parts])
+    labelled = []
+    for part, (state, successor) in zip(parts, states, strict=True):
+        sessionizer = Sessionizer(state)
+        labelled += [sessionizer.push(b) for b in batches(part)]
+        rest = sessionizer.finish(successor)
+        labelled += [rest] if rest is not None else []
+    got = pa.concat_tables([t for t in labelled if t.num_rows] or [whole.slice(0, 0)])
+    pd.testing.assert_frame_equal(got.to_pandas(), whole.to_pandas())

@@ -3,7 +3,7 @@
 ::
 
     microsub generate --profile ci --out data/raw/ci.txt      # a synthetic raw log
-    microsub ingest PATH [--lake LAKE]                         # raw log -> lake
+    microsub ingest PATH [--lake LAKE] [--engine spark]        # raw log -> lake
     microsub lake ls [--lake LAKE]                             # datasets in the lake
     microsub run [--profile NAME] [--lake LAKE] [--raw PATH]   # the whole pipeline
     microsub score PATH_OR_DATASET [--lake LAKE]               # batch scores -> lake
@@ -175,18 +175,49 @@ def generate(
 @app.command()
 @_friendly
 def ingest(
-    path: Annotated[Path, typer.Argument(help="raw log: plain text, .gz or the public tar")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="raw log: plain text, .gz or the public tar; with --engine spark also a URI "
+            "Spark reads (s3a://..., abfss://..., dbfs:/..., file://...)"
+        ),
+    ],
     lake: LakeOpt = None,
     force: Annotated[bool, typer.Option("--force", help="ingest even if up to date")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="polars (this machine, all cores) or spark (needs the spark extra) "
+            "[env MICROSUB_INGEST_ENGINE; default polars]",
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="Spark master of --engine spark: local[*], spark://HOST:7077, yarn, ... "
+            "[env MICROSUB_SPARK_MASTER; default local[*]]",
+        ),
+    ] = None,
 ) -> None:
     """Parse a raw log into the lake: pages, item lists, quarantine, with a reconciliation."""
-    if not path.is_file():
-        raise ConfigError(f"no file at {str(path)!r}; give the path of the raw log to ingest")
-    settings = _settings(lake=lake, raw_path=path)
+    is_uri = "://" in path or path.startswith("dbfs:/")
+    if not is_uri and not Path(path).is_file():
+        raise ConfigError(f"no file at {path!r}; give the path of the raw log to ingest")
+    settings = _settings(
+        lake=lake,
+        raw_path=None if is_uri else Path(path),
+        ingest_engine=engine,
+        spark_master=spark_master,
+    )
     store = open_lake(settings)
-    raw = pipeline.RawInput(path, "real", {"file": path.name})
     with _bars() as task:
-        manifest = pipeline.ingest_raw(settings, store, raw, force=force, progress=task)
+        if is_uri:
+            manifest = pipeline.ingest_uri(settings, store, path, progress=task)
+        else:
+            raw = pipeline.RawInput(Path(path), "real", {"file": Path(path).name})
+            manifest = pipeline.ingest_raw(settings, store, raw, force=force, progress=task)
     _print_reconciliation(manifest.meta.get("ingest", {}), store.location)
 
 

@@ -30,6 +30,9 @@ variable                    meaning
                             ``MLFLOW_TRACKING_URI``); default ``sqlite:///<data_dir>/mlflow.db``
 ``MICROSUB_API_KEY``        the key clients of ``microsub serve`` send in ``X-API-Key``
                             (required to serve; no default)
+``MICROSUB_INGEST_ENGINE``  ``polars`` (this machine, default) or ``spark``
+``MICROSUB_SPARK_MASTER``   Spark master of ``--engine spark`` (default ``local[*]``; a cluster's
+                            URL, e.g. ``spark://host:7077``, ``yarn``)
 ==========================  =================================================================
 """
 
@@ -145,6 +148,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MICROSUB_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
     )
     api_key: SecretStr | None = None
+    # which engine ingests the raw log: Polars on this machine, or Spark (the `spark` extra)
+    ingest_engine: Literal["polars", "spark"] = "polars"
+    spark_master: str = Field(default="local[*]", min_length=1)
 
     @field_validator("lake")
     @classmethod

@@ -1,10 +1,12 @@
-"""Streaming ingestion of the Taobao page log: raw bytes to pages, items and quarantine tables.
+"""The single-machine ingestion engine: raw bytes to pages, items and quarantine tables.
 
 The raw log (``www.data``, about 6 GB; see ``data/real/README.md``) has one line per page of
 50 items, ``;``-separated fields, comma-separated 50-item lists. :func:`ingest` reads it in
 batches of about ``batch_bytes`` (cut at the last newline, the rest carried over), so memory
-does not grow with the file; it parses each batch vectorised (:func:`parse_lines`), labels
-sessions (:mod:`microsub.sessions`, which holds back at most 11 rows of an unfinished session),
+does not grow with the file; the next batches are read (unpacked, hashed) in a worker thread
+(:func:`~microsub.data.background.prefetch`) while it parses each batch with Polars's
+multithreaded kernels (:func:`~microsub.data.parse.parse_lines`), labels sessions
+(:mod:`microsub.data.sessions`, which holds back at most 11 rows of an unfinished session),
 and hands three tables to a ``sink``:
 
 - ``"pages"``: :data:`~microsub.contract.PAGES_SCHEMA`, one row per valid line;
@@ -23,9 +25,13 @@ stripped, and NUL bytes at the end of any input (tar padding) are dropped. A cut
 gzip or tar that ends before its own end) gives every whole line it holds; the partial last
 line is quarantined as ``"truncated at end of input"`` and the report's ``notes`` say why.
 
-A value is numeric when Arrow's string-to-float64 cast parses it (so ``1e3``, ``nan`` and
-``inf`` are numbers, and the range checks then decide); the fixed order of :data:`REASONS`
-decides which fault names a line that has several.
+A value is numeric when Polars's string-to-float cast parses it (so ``1e3``, ``nan`` and
+``inf`` are numbers, and the range checks then decide; integer fields must be written as
+integers, see :mod:`microsub.data.parse`); the fixed order of :data:`REASONS` decides which
+fault names a line that has several. :func:`sniff` checks the format on the first lines alone,
+before a caller stores anything; the Spark engine (:mod:`microsub.data.spark`) shares the
+head, the tallies and the final checks (:func:`text_batches`, :func:`count_pages`,
+:func:`count_quarantine`, :func:`finish`).
 
 Blank lines (empty or only whitespace) are quarantined with reason ``"blank line"``: they count
 as lines read, keep the line numbers of the raw text, and reconcile like any other line. A final
@@ -49,6 +55,7 @@ from microsub.contract import (
     conform,
     layout_named,
 )
+from microsub.data.background import prefetch
 from microsub.data.containers import Prefixed, RawSource, Readable, read_full, strip_tar_header
 from microsub.data.parse import detect_layout, parse_lines
 from microsub.data.sessions import Sessionizer
@@ -173,23 +180,157 @@ def _batches(
         yield tail + b"\n", bool(reason)
 
 
+def sniff(path: str | Path, layout: RawLayout | None = None) -> IngestReport:
+    """Check that ``path`` is the page log, reading only its head; store and parse nothing.
+
+    Returns:
+        A report with ``container``, ``layout`` and ``notes`` filled in (nothing counted yet).
+
+    Raises:
+        DataFormatError: the file cannot be opened, is not a container we read, or its first
+            lines fit no layout (:func:`detect_layout`).
+    """
+    report = IngestReport(source=str(path))
+    source = RawSource(Path(path), None)
+    try:
+        _read_head(source, report, layout)
+    finally:
+        source.close()
+    return report
+
+
+def _read_head(source: RawSource, report: IngestReport, layout: RawLayout | None) -> bytes:
+    """The first text bytes of ``source`` (a tar header stripped), with the container and the
+    layout recorded in ``report``; the layout is detected unless given."""
+    report.container = source.container
+    report.notes.extend(source.notes)
+    head = read_full(source.stream, _HEAD_BYTES)  # a cut container is reported later
+    if source.container in ("plain", "gzip"):
+        head, stripped = strip_tar_header(head)
+        if stripped:
+            report.notes.append("tar header at the start of line 1 stripped")
+    if layout is None:
+        lines = head.split(b"\n")
+        layout = detect_layout(lines[:-1] if len(lines) > 1 else lines)
+    report.layout = layout.name
+    return head
+
+
+def text_batches(
+    path: str | Path,
+    report: IngestReport,
+    *,
+    layout: RawLayout | None = None,
+    batch_bytes: int = 64 * 2**20,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[bytes, bool]]:
+    """The log text of ``path`` as ``(whole lines, truncated)`` batches (see :func:`_batches`).
+
+    Fills ``report``'s ``container``, ``layout``, ``notes``, ``text_bytes``, and, once the
+    iterator is exhausted, ``bytes_read`` and ``sha256`` of every byte of the file as stored.
+
+    Raises:
+        DataFormatError: as :func:`sniff`, before the first batch.
+    """
+    source = RawSource(Path(path), progress)
+    try:
+        head = _read_head(source, report, layout)
+        stream = Prefixed(head, source.stream)
+        for data, cut_short in _batches(stream, batch_bytes, source.cut_reason, report.notes):
+            report.text_bytes += len(data)
+            yield data, cut_short
+        source.counter.drain()
+    finally:
+        source.close()
+    report.bytes_read = source.counter.bytes_read
+    report.sha256 = source.counter.sha256.hexdigest()
+
+
+def count_pages(report: IngestReport, pages: pa.Table) -> None:
+    """Add a table of labelled pages (:data:`PAGES_SCHEMA` columns) to the report's totals."""
+    report.pages_written += pages.num_rows
+    done = pc.sum(pages.column("done")).as_py() or 0
+    truncated = pc.sum(pages.column("truncated")).as_py() or 0
+    report.sessions_done += done
+    report.sessions_truncated += truncated
+    report.sessions += done + truncated
+    report.page_jumps += pc.sum(pages.column("page_jump")).as_py() or 0
+    report.n_clicks += pc.sum(pages.column("n_clicks")).as_py() or 0
+    report.n_purchases += pc.sum(pages.column("n_purchases")).as_py() or 0
+    report.total_value += pc.sum(pages.column("page_value")).as_py() or 0.0
+
+
+def count_quarantine(report: IngestReport, table: pa.Table) -> None:
+    """Add quarantined lines (:data:`QUARANTINE_SCHEMA`) to the report's counts per reason."""
+    report.lines_quarantined += table.num_rows
+    for row in pc.value_counts(table.column("reason")).to_pylist():
+        reason, n = row["values"], row["counts"]
+        report.quarantine_reasons[reason] = report.quarantine_reasons.get(reason, 0) + n
+
+
+def truncated_line(line_no: int, data: bytes) -> pa.Table:
+    """The quarantine row of the partial last line of a cut download (``data`` ends in a
+    newline that the file did not have)."""
+    return pa.table(
+        {
+            "line_no": [line_no],
+            "reason": ["truncated at end of input"],
+            "raw": [data[:-1].decode("utf-8", "backslashreplace")],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def finish(report: IngestReport, max_quarantine_share: float) -> IngestReport:
+    """Close the books: round the total to the cent, check the reconciliation and the share of
+    quarantined lines.
+
+    Raises:
+        ContractError: the counts do not reconcile (a bug).
+        QuarantineLimitError: more than ``max_quarantine_share`` of the lines were quarantined;
+            the report is attached as ``report``.
+    """
+    # Yuan to the cent: amounts are logged in cents, and rounding makes the float total
+    # independent of how the pages were cut into batches (or partitions).
+    report.total_value = round(report.total_value, 2)
+    if not report.reconciles:
+        raise ContractError(
+            f"reconciliation failed: {report.lines_read} lines read but "
+            f"{report.pages_written} pages + {report.lines_quarantined} quarantined; "
+            "this is a bug in microsub.data.ingest, please report it with the input"
+        )
+    if report.lines_quarantined > max_quarantine_share * report.lines_read:
+        top = sorted(report.quarantine_reasons.items(), key=lambda kv: -kv[1])[:3]
+        error = QuarantineLimitError(
+            f"quarantined {report.lines_quarantined} of {report.lines_read} lines "
+            f"({report.quarantine_share:.2%}); at most {max_quarantine_share:.2%} allowed "
+            f"(max_quarantine_share / MICROSUB_MAX_QUARANTINE_SHARE). Main reasons: "
+            f"{', '.join(f'{r}: {n}' for r, n in top)}. The sink has already received the "
+            f"{report.pages_written} good pages and the quarantine: do not commit them; fix "
+            "the input or raise the limit"
+        )
+        error.report = report  # type: ignore[attr-defined]
+        raise error
+    return report
+
+
 def ingest(
     path: str | Path,
     *,
     sink: Sink | None = None,
     layout: RawLayout | None = None,
-    batch_bytes: int = 64 * 2**20,
+    batch_bytes: int = 16 * 2**20,
     max_quarantine_share: float = 0.01,
     with_items: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Stream a raw log into pages, items and quarantine tables; return the reconciliation.
 
-    Memory is bounded by ``batch_bytes``, not by the file size: nothing but counters and at
-    most 11 held-back pages survives a batch. Measured (``benchmarks/ingest.py``, 42 and 209 MB
-    files): peak RSS about 230 MB with 16 MiB batches and 450 MB with 64 MiB, of which about
-    110 MB is the interpreter with numpy, pyarrow and pandas; the same for both file sizes.
-    Throughput is about the same for both batch sizes (100-130 MB/s on a loaded 2-core machine).
+    The single-machine engine: batches of about ``batch_bytes`` of text are parsed by
+    :func:`~microsub.data.parse.parse_lines` (Polars kernels, all cores) and labelled with
+    sessions (:class:`~microsub.data.sessions.Sessionizer`). Memory is bounded by
+    ``batch_bytes``, not by the file size: nothing but counters and at most 11 held-back pages
+    survives a batch (``benchmarks/ingest.py`` measures it).
 
     Args:
         path: the raw log: plain text, gzip, or tar (also a tar renamed to ``.txt``).
@@ -215,101 +356,44 @@ def ingest(
     """
     if batch_bytes < 1:
         raise ValueError(f"batch_bytes must be positive, got {batch_bytes}")
-    path = Path(path)
     report = IngestReport(source=str(path))
     emit: Sink = sink if sink is not None else (lambda name, table: None)
-    source = RawSource(path, progress)
-    try:
-        report.container = source.container
-        report.notes.extend(source.notes)
-        head = read_full(source.stream, _HEAD_BYTES)  # a cut container is reported later
-        if source.container in ("plain", "gzip"):
-            head, stripped = strip_tar_header(head)
-            if stripped:
-                report.notes.append("tar header at the start of line 1 stripped")
-        if layout is None:
-            lines = head.split(b"\n")
-            layout = detect_layout(lines[:-1] if len(lines) > 1 else lines)
-        report.layout = layout.name
-        sessionizer = Sessionizer()
+    sessionizer = Sessionizer()
 
-        def publish(pages: pa.Table | None) -> None:
-            if pages is None or pages.num_rows == 0:
-                return
-            emit("pages", conform(pages, PAGES_SCHEMA))
-            if with_items:
-                emit("items", conform(pages, ITEMS_SCHEMA))
-            report.pages_written += pages.num_rows
-            done = pc.sum(pages.column("done")).as_py() or 0
-            truncated = pc.sum(pages.column("truncated")).as_py() or 0
-            report.sessions_done += done
-            report.sessions_truncated += truncated
-            report.sessions += done + truncated
-            report.page_jumps += pc.sum(pages.column("page_jump")).as_py() or 0
-            report.n_clicks += pc.sum(pages.column("n_clicks")).as_py() or 0
-            report.n_purchases += pc.sum(pages.column("n_purchases")).as_py() or 0
-            report.total_value += pc.sum(pages.column("page_value")).as_py() or 0.0
+    def publish(pages: pa.Table | None) -> None:
+        if pages is None or pages.num_rows == 0:
+            return
+        emit("pages", conform(pages, PAGES_SCHEMA))
+        if with_items:
+            emit("items", conform(pages, ITEMS_SCHEMA))
+        count_pages(report, pages)
 
-        def quarantine(table: pa.Table) -> None:
-            if table.num_rows == 0:
-                return
+    def quarantine(table: pa.Table) -> None:
+        if table.num_rows:
             emit("quarantine", conform(table, QUARANTINE_SCHEMA))
-            report.lines_quarantined += table.num_rows
-            for row in pc.value_counts(table.column("reason")).to_pylist():
-                reason, n = row["values"], row["counts"]
-                report.quarantine_reasons[reason] = report.quarantine_reasons.get(reason, 0) + n
+            count_quarantine(report, table)
 
-        stream = Prefixed(head, source.stream)
-        for data, cut_short in _batches(stream, batch_bytes, source.cut_reason, report.notes):
-            report.text_bytes += len(data)
-            if cut_short:
-                report.lines_read += 1
-                quarantine(
-                    pa.table(
-                        {
-                            "line_no": [report.lines_read],
-                            "reason": ["truncated at end of input"],
-                            "raw": [data[:-1].decode("utf-8", "backslashreplace")],
-                        },
-                        schema=QUARANTINE_SCHEMA,
-                    )
-                )
-                continue
-            parsed = parse_lines(
-                data, layout, first_line_no=report.lines_read + 1, with_items=with_items
-            )
-            report.lines_read += parsed.n_lines
-            quarantine(parsed.quarantine)
-            publish(sessionizer.push(parsed.pages))
-            del data, parsed  # not alive while the next batch is read
-        publish(sessionizer.finish())
-        source.counter.drain()
-    finally:
-        source.close()
-    report.bytes_read = source.counter.bytes_read
-    # Yuan to the cent: amounts are logged in cents, and rounding makes the float total
-    # independent of how the pages were cut into batches.
-    report.total_value = round(report.total_value, 2)
-    report.sha256 = source.counter.sha256.hexdigest()
-    if not report.reconciles:
-        raise ContractError(
-            f"reconciliation failed: {report.lines_read} lines read but "
-            f"{report.pages_written} pages + {report.lines_quarantined} quarantined; "
-            "this is a bug in microsub.ingest, please report it with the input"
+    # the next batches are read (and unpacked, and hashed) while this one is parsed
+    batches = prefetch(
+        text_batches(path, report, layout=layout, batch_bytes=batch_bytes, progress=progress)
+    )
+    for data, cut_short in batches:
+        if cut_short:
+            report.lines_read += 1
+            quarantine(truncated_line(report.lines_read, data))
+            continue
+        parsed = parse_lines(
+            data,
+            layout_named(report.layout),
+            first_line_no=report.lines_read + 1,
+            with_items=with_items,
         )
-    if report.lines_quarantined > max_quarantine_share * report.lines_read:
-        top = sorted(report.quarantine_reasons.items(), key=lambda kv: -kv[1])[:3]
-        error = QuarantineLimitError(
-            f"quarantined {report.lines_quarantined} of {report.lines_read} lines "
-            f"({report.quarantine_share:.2%}); at most {max_quarantine_share:.2%} allowed "
-            f"(max_quarantine_share / MICROSUB_MAX_QUARANTINE_SHARE). Main reasons: "
-            f"{', '.join(f'{r}: {n}' for r, n in top)}. The sink has already received the "
-            f"{report.pages_written} good pages and the quarantine: do not commit them; fix "
-            "the input or raise the limit"
-        )
-        error.report = report  # type: ignore[attr-defined]
-        raise error
-    return report
+        report.lines_read += parsed.n_lines
+        quarantine(parsed.quarantine)
+        publish(sessionizer.push(parsed.pages))
+        del data, parsed  # not alive while the next batch is read
+    publish(sessionizer.finish())
+    return finish(report, max_quarantine_share)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,29 @@
 """Parsing whole lines of the raw log into pages (and item lists) and quarantined lines.
 
-:func:`detect_layout` names the layout of a log from its first lines; :func:`parse_lines` parses
-a batch of whole lines, vectorised, and sorts every line into a valid page or a quarantined line
-with the first reason of :data:`REASONS` that applies. The aggregates of a page are documented on
-:func:`parse_lines`.
+:func:`detect_layout` names the layout of a log from its first lines. :func:`parse_frame` parses
+a frame of lines with Polars's multithreaded string kernels and sorts every line into a valid
+page or a quarantined line with the first reason of :data:`REASONS` that applies;
+:func:`parse_lines` does the same for a batch of raw bytes (:func:`lines_frame` cuts them into
+lines). Both engines use it: the single-machine driver (:mod:`microsub.data.ingest`) on batches
+of the file, the Spark engine (:mod:`microsub.data.spark`) on each partition.
+
+What is parsed and what is only checked:
+
+- the ``;``-separated fields come from one ``str.splitn`` per line; a line is *shaped* when it
+  has the layout's field count and every list field holds 49 commas (50 values);
+- number lists (ctr, cvr, price, amount, feature) and positions: ``str.split`` + cast, run on
+  every list column at once (one thread per column);
+- 0/1 flag lists (click, cart, fav) are not cast: a valid flag list is exactly 50 digits ``0`` or
+  ``1`` separated by commas (99 bytes), checked and read from its bytes with NumPy
+  (the digit at byte ``2k`` is flag ``k``);
+- only lines that fail one of these fast checks are cast again as floats, to name the reason.
+
+Numbers: a value is numeric when Polars's string-to-float cast parses it (``1e3``, ``nan`` and
+``inf`` are numbers; the range checks then decide; ``""``, ``" 1"``, ``0x10`` are not).
+Integer fields (page id, hour, profile, terminal flag, positions, flags) must be written as
+integers, as the log writes them: ``2.0`` as a page id is numeric but not an integer, so the line
+is quarantined as ``"page id not in 0..11"``; a flag other than ``0`` or ``1`` (``2``, ``0.5``,
+``1.0``) is ``"flag not 0/1"``.
 """
 
 from __future__ import annotations
@@ -13,19 +33,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from microsub.contract import (
     EXAMPLE_SMALL,
     ITEMS_PER_PAGE,
-    ITEMS_SCHEMA,
     LAYOUTS,
     MAX_PAGE_ID,
     OFFICIAL,
     QUARANTINE_SCHEMA,
     RawLayout,
 )
+from microsub.data.pages import LIST_FIELDS, pages_table, real_items
 from microsub.errors import DataFormatError
 
 #: Why a line was quarantined. When a line has several faults, the first in this order wins.
@@ -51,29 +71,10 @@ REASONS: tuple[str, ...] = (
 _CODE = {reason: code for code, reason in enumerate(REASONS, start=1)}
 
 
-#: List columns of a layout, in the order of :data:`~microsub.contract.ITEMS_SCHEMA`.
-LIST_FIELDS = ("position", "ctr", "cvr", "price", "click", "cart", "fav", "amount", "feature")
-
-
-_LIST_TYPES = {f.name: f.type.value_type for f in ITEMS_SCHEMA if f.name in LIST_FIELDS}
-
-
-# numpy types of the item lists (DataType.to_pandas_dtype would need pandas for this)
-_NUMPY_TYPES = {
-    pa.int8(): np.int8,
-    pa.int16(): np.int16,
-    pa.float32(): np.float32,
-    pa.float64(): np.float64,
-}
-
-
 _DETECT_LINES = 50  # lines of the head used to detect the layout
 
 
 _N_POSITIONS = (MAX_PAGE_ID + 1) * ITEMS_PER_PAGE  # positions 0..599
-
-
-_STRICT_NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{0,15})?$"  # surely parseable: no per-token check
 
 
 def _as_text(line: str | bytes) -> str:
@@ -124,36 +125,26 @@ def detect_layout(first_lines: Iterable[str | bytes]) -> RawLayout:
     )
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Token positions of one layout: a valid line has exactly ``n_tokens`` numeric tokens."""
 
-    layout: RawLayout
-    lengths: np.ndarray  # tokens per field: 50 for a list, 1 for a scalar
-    offsets: np.ndarray  # index of each field's first token within the line
-    n_tokens: int
-    list_fields: np.ndarray  # field indices of the lists
-    scalar_fields: np.ndarray
+_BLANK = " \t\n\r\x0b\x0c"  # what bytes.strip() strips: a line of only these is blank
 
-    @classmethod
-    def of(cls, layout: RawLayout) -> _Plan:
-        lists = sorted(
-            getattr(layout, name) for name in LIST_FIELDS if getattr(layout, name) is not None
-        )
-        lengths = np.ones(layout.n_fields, np.int64)
-        lengths[lists] = ITEMS_PER_PAGE
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        scalars = np.setdiff1d(np.arange(layout.n_fields), lists)
-        return cls(layout, lengths, offsets, int(lengths.sum()), np.array(lists), scalars)
 
-    def scalar(self, matrix: np.ndarray, field: int) -> np.ndarray:
-        """Column of scalar ``field`` in the ``(n, n_tokens)`` value matrix, shape ``(n,)``."""
-        return matrix[:, self.offsets[field]]
+_FLAG_BYTES = 2 * ITEMS_PER_PAGE - 1  # a valid flag list: 50 digits 0/1 and 49 commas
 
-    def block(self, matrix: np.ndarray, field: int) -> np.ndarray:
-        """Columns of list ``field`` in the value matrix (a view), shape ``(n, 50)``."""
-        start = self.offsets[field]
-        return matrix[:, start : start + ITEMS_PER_PAGE]
+
+#: Integer scalar fields: (lowest, highest, reason when not an integer in that range).
+_SCALARS: dict[str, tuple[int, int, str]] = {
+    "page_id": (0, MAX_PAGE_ID, "page id not in 0..11"),
+    "hour": (0, 23, "hour not in 0..23"),
+    "terminal": (0, 1, "terminal flag not 0/1"),
+    "age_level": (-128, 127, "profile value not in -128..127"),
+    "gender": (-128, 127, "profile value not in -128..127"),
+    "purchase_power": (-128, 127, "profile value not in -128..127"),
+}
+
+
+_NUMBERS = ("ctr", "cvr", "price", "amount", "feature")  # float lists, cast
+_FLAGS = ("click", "cart", "fav")  # 0/1 lists, read from their bytes
 
 
 @dataclass(frozen=True)
@@ -164,7 +155,7 @@ class ParsedBatch:
         pages: one row per valid line, in file order: ``line_no``, the scalar and aggregate
             columns of the pages contract, ``done`` (the terminal flag, 0 where the layout has
             none), and the item lists of :data:`LIST_FIELDS` (null where the layout lacks
-            them). Sessions are not assigned yet.
+            them) when asked for. Sessions are not assigned yet.
         quarantine: :data:`~microsub.contract.QUARANTINE_SCHEMA` rows of the invalid lines.
         n_lines: lines in the batch (valid + quarantined).
     """
@@ -174,98 +165,32 @@ class ParsedBatch:
     n_lines: int
 
 
-def _cast_numbers(tokens: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    """Parse byte tokens as float64; a token is numeric iff Arrow's cast parses it.
+def lines_frame(data: bytes, first_line_no: int = 1) -> pl.DataFrame:
+    """Cut whole lines into a frame of ``line_no`` (Int64, from ``first_line_no``) and ``raw``.
 
-    Fast path: one cast of the whole array. If any token fails, tokens that surely parse
-    (plain decimals) are set aside by a regex and the rest are bisected with casts to find the
-    failing ones, so the verdict per token is the cast's, whatever the batch holds.
+    ``\\r\\n`` is read as ``\\n``; bytes that are not UTF-8 become ``\\xNN`` escapes (such a
+    value is no number, so its line is quarantined with its bytes shown). The lines are cut with
+    one NumPy pass over the newlines and handed to Polars as one Arrow buffer (no Python loop).
 
-    Returns:
-        ``(values, valid)``: values (NaN where invalid) and a boolean mask, ``None`` if all valid.
+    Raises:
+        ValueError: ``data`` does not end with a newline.
     """
+    if data and not data.endswith(b"\n"):
+        raise ValueError("parse_lines needs whole lines: data must end with a newline")
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    n = len(ends)
+    text = data.replace(b"\n", b"")
+    offsets = np.zeros(n + 1, np.int64)
+    offsets[1:] = ends - np.arange(n)  # line i ends at its newline, less the i removed before
+    array = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
     try:
-        return pc.cast(tokens, pa.float64()).to_numpy(), None
+        array.validate(full=True)  # UTF-8
     except pa.ArrowInvalid:
-        pass
-    plain = pc.match_substring_regex(tokens, _STRICT_NUMBER).to_numpy(zero_copy_only=False)
-    todo = [np.flatnonzero(~plain)]
-    bad: list[int] = []
-    while todo:  # bisection: O(k log n) casts for k bad tokens
-        part = todo.pop()
-        if len(part) == 0:
-            continue
-        try:
-            pc.cast(tokens.take(part), pa.float64())
-        except pa.ArrowInvalid:
-            if len(part) == 1:
-                bad.append(int(part[0]))
-            else:
-                todo += [part[: len(part) // 2], part[len(part) // 2 :]]
-    valid = np.ones(len(tokens), bool)
-    valid[bad] = False
-    masked = pc.if_else(pa.array(valid), tokens, pa.scalar(None, tokens.type))
-    values = pc.cast(masked, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
-    return values, valid
-
-
-def _tokenize(buf: np.ndarray, piece: int = 2**20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split text at ``,``, ``;`` and newlines into tokens, by pieces of ``piece`` bytes.
-
-    Every separator ends one token; the separators are dropped.
-
-    Returns:
-        ``(offsets, kinds, values)``: Arrow-style offsets of the tokens into ``values`` (int32,
-        or int64 for 2 GiB and more), the separator byte that ends each token, and the token
-        bytes without separators. Token ``k`` ends at byte ``offsets[k + 1] + k`` of ``buf``.
-    """
-    index_type = np.int32 if len(buf) < 2**31 - 1 else np.int64
-
-    def separators(part: np.ndarray) -> np.ndarray:
-        is_sep = part == ord(",")
-        is_sep |= part == ord(";")
-        is_sep |= part == ord("\n")
-        return is_sep
-
-    # Two passes (count, then fill) keep every temporary piece-sized (cache-friendly, and no
-    # int64 index of the whole batch, no concatenation).
-    starts = range(0, len(buf), piece)
-    n_seps = sum(int(np.count_nonzero(separators(buf[s : s + piece]))) for s in starts)
-    offsets = np.empty(n_seps + 1, index_type)
-    offsets[0] = 0
-    kinds = np.empty(n_seps, np.uint8)
-    values = np.empty(len(buf) - n_seps, np.uint8)
-    ramp = np.arange(min(piece, len(buf)), dtype=np.int64)
-    k = v = 0
-    for s in starts:
-        part = buf[s : s + piece]
-        is_sep = separators(part)
-        hits = np.flatnonzero(is_sep)
-        n = len(hits)
-        kinds[k : k + n] = part[hits]
-        hits -= ramp[:n]  # separator k sits at byte offsets[k + 1] + k
-        hits += s - k
-        offsets[k + 1 : k + 1 + n] = hits
-        np.logical_not(is_sep, out=is_sep)
-        text = part[is_sep]
-        values[v : v + len(text)] = text
-        k += n
-        v += len(text)
-    return offsets, kinds, values
-
-
-def _int_in(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """True where ``x`` is a whole number in ``lo..hi`` (False for NaN)."""
-    with np.errstate(invalid="ignore"):
-        return (x >= lo) & (x <= hi) & (x == np.floor(x))
-
-
-def _list_array(block: np.ndarray, dtype: pa.DataType) -> pa.Array:
-    """Rows of a ``(n, 50)`` matrix as an Arrow list array of ``dtype``."""
-    n = block.shape[0]
-    offsets = pa.array(np.arange(0, n * ITEMS_PER_PAGE + 1, ITEMS_PER_PAGE, dtype=np.int32))
-    values = block.astype(_NUMPY_TYPES[dtype]).reshape(-1)  # one copy, in the final type
-    return pa.ListArray.from_arrays(offsets, pa.array(values, dtype))
+        return lines_frame(data.decode("utf-8", "backslashreplace").encode(), first_line_no)
+    line_no = np.arange(first_line_no, first_line_no + n, dtype=np.int64)
+    return pl.DataFrame({"line_no": line_no, "raw": pl.from_arrow(array)})
 
 
 def parse_lines(
@@ -275,233 +200,252 @@ def parse_lines(
     first_line_no: int = 1,
     with_items: bool = True,
 ) -> ParsedBatch:
-    """Parse complete lines of the raw log, vectorised (no Python loop over valid lines).
-
-    The batch is tokenised at byte level with numpy: every ``,``, ``;`` and newline ends a
-    token; the separators are removed and the tokens become one Arrow binary array, cast to
-    float64 in one call (:func:`_cast_numbers`). A line is structurally valid when it has the
-    layout's field count and each list field has 50 tokens and each scalar field one; its tokens
-    then sit at fixed positions, and the values of the valid lines form an ``(n, T)`` matrix
-    whose column blocks are the fields. Checks run in the order of :data:`REASONS`.
-
-    Aggregates per page (over the 50 items; cart/fav lists count 0 where the layout lacks
-    them)::
-
-        n_clicks = sum(click)          n_carts = sum(cart)        n_favs = sum(fav)
-        n_purchases = #(amount > 0)    page_value = reward = sum(amount)     (Yuan)
-        engagement = n_clicks + n_carts
-        n_items = #(real items)   where a slot is padding when price = ctr = cvr = 0
-        mean_ctr = mean(ctr)           mean_cvr = mean(cvr)
-        mean_log_price = mean(ln(max(price, 0.01)))
-                                       (the three means over real items only)
-
-    Padding: the real sample fills short pages with slots whose every value is 0; averaging
-    them in would drag the item mix towards zero (``mean_log_price`` down to -3.3 instead of
-    3.3 on the sample). A page with no real item at all is quarantined.
+    """Parse complete lines of the raw log (each ending in ``\\n``): :func:`parse_frame` of
+    :func:`lines_frame`.
 
     Args:
         data: whole lines, each ending in ``\\n`` (the last one included).
         layout: the raw layout of the lines.
         first_line_no: 1-based line number of the first line in the raw text.
         with_items: build the item-list columns (skip them when only pages are needed).
+    """
+    lines = lines_frame(data, first_line_no)
+    pages, quarantine = parse_frame(lines, layout, with_items=with_items)
+    return ParsedBatch(pages=pages, quarantine=quarantine, n_lines=lines.height)
+
+
+def parse_frame(
+    lines: pl.DataFrame, layout: RawLayout, *, with_items: bool = True
+) -> tuple[pa.Table, pa.Table]:
+    """Sort lines into pages and quarantined lines, with the first reason of :data:`REASONS`.
+
+    Args:
+        lines: ``line_no`` (Int64) and ``raw`` (String, without the newline), in file order.
+        layout: the raw layout of the lines.
+        with_items: add the item-list columns to the pages.
 
     Returns:
-        A :class:`ParsedBatch`.
+        ``(pages, quarantine)``: the pages (:func:`microsub.data.pages.pages_table`; sessions
+        not assigned) and :data:`~microsub.contract.QUARANTINE_SCHEMA` rows, both in line order.
     """
-    if data and not data.endswith(b"\n"):
-        raise ValueError("parse_lines needs whole lines: data must end with a newline")
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
-    plan = _Plan.of(layout)
-    if not data:
-        empty = _pages_table(
-            np.zeros((0, plan.n_tokens)), plan, np.zeros(0, np.int64), with_items=with_items
-        )
-        return ParsedBatch(empty, QUARANTINE_SCHEMA.empty_table(), 0)
-    buf = np.frombuffer(data, np.uint8)
-    token_offsets, kinds, token_bytes = _tokenize(buf)
-    binary_type = pa.binary() if token_offsets.dtype == np.int32 else pa.large_binary()
-    tokens = pa.Array.from_buffers(
-        binary_type,
-        len(kinds),
-        [None, pa.py_buffer(token_offsets), pa.py_buffer(token_bytes)],
+    names = [f"f{k}" for k in range(layout.n_fields)]
+    fields = lines.select(
+        pl.col("raw").str.splitn(";", layout.n_fields).struct.rename_fields(names).struct.unnest(),
     )
-
-    # Lines and fields, in token space.
-    line_last_tok = np.flatnonzero(kinds == ord("\n"))
-    n_lines = len(line_last_tok)
-    # token k ends at separator byte offsets[k + 1] + k (k separators removed before it)
-    line_end_byte = token_offsets[line_last_tok + 1].astype(np.int64) + line_last_tok
-    line_start_byte = np.concatenate([[0], line_end_byte[:-1] + 1]).astype(np.int64)
-    line_first_tok = np.concatenate([[0], line_last_tok[:-1] + 1]).astype(np.int64)
-    n_tok = line_last_tok + 1 - line_first_tok
-    field_last_tok = np.flatnonzero(kinds != ord(","))
-    field_len = np.diff(field_last_tok, prepend=-1)
-    line_fields_end = np.searchsorted(field_last_tok, line_last_tok, side="right")
-    line_first_field = np.concatenate([[0], line_fields_end[:-1]]).astype(np.int64)
-    n_fields = line_fields_end - line_first_field
-    del kinds, field_last_tok
-
-    code = np.zeros(n_lines, np.int8)
-
-    def flag(rows: np.ndarray, mask: np.ndarray, reason: str) -> None:
-        hit = rows[mask]
-        hit = hit[code[hit] == 0]
-        code[hit] = _CODE[reason]
-
-    all_rows = np.arange(n_lines)
-    single = np.flatnonzero(n_tok == 1)  # only a line without separators can be blank
-    blank = np.array([not data[line_start_byte[i] : line_end_byte[i]].strip() for i in single])
-    if len(single):
-        flag(single, blank, "blank line")
-    flag(all_rows, n_fields != layout.n_fields, "wrong column count")
-
-    shaped = np.flatnonzero(code == 0)
-    lengths = field_len[line_first_field[shaped][:, None] + np.arange(layout.n_fields)]
-    flag(shaped, (lengths[:, plan.list_fields] != ITEMS_PER_PAGE).any(axis=1), "list not 50 long")
-    flag(shaped, (lengths[:, plan.scalar_fields] != 1).any(axis=1), "non-numeric value")
-    del lengths, field_len
-
-    # Tokens of the structurally valid lines form an (n, T) matrix.
-    rows = np.flatnonzero(code == 0)
-    if len(rows) == n_lines:
-        line_tokens = tokens
-    else:
-        keep = np.zeros(n_lines, bool)
-        keep[rows] = True
-        line_tokens = tokens.filter(pa.array(np.repeat(keep, n_tok)))
-    del tokens, token_bytes, token_offsets
-    values, valid = _cast_numbers(line_tokens)
-    del line_tokens
-    matrix = values.reshape(len(rows), plan.n_tokens)
-    if valid is not None:
-        flag(rows, ~valid.reshape(len(rows), plan.n_tokens).all(axis=1), "non-numeric value")
-
-    def scalar(field: int) -> np.ndarray:
-        return plan.scalar(matrix, field)
-
-    def block(field: int) -> np.ndarray:
-        return plan.block(matrix, field)
-
-    with np.errstate(invalid="ignore"):
-        flag(rows, ~_int_in(scalar(layout.page_id), 0, MAX_PAGE_ID), "page id not in 0..11")
-        if layout.hour is not None:
-            flag(rows, ~_int_in(scalar(layout.hour), 0, 23), "hour not in 0..23")
-        if layout.terminal is not None:
-            flag(rows, ~_int_in(scalar(layout.terminal), 0, 1), "terminal flag not 0/1")
-        for index in (layout.age_level, layout.gender, layout.purchase_power):
-            flag(rows, ~_int_in(scalar(index), -128, 127), "profile value not in -128..127")
-        pos_ok = _int_in(block(layout.position), 0, _N_POSITIONS - 1).all(axis=1)
-        flag(rows, ~pos_ok, "position not in 0..599")
-        for index in (layout.ctr, layout.cvr):
-            ok = ((block(index) >= 0) & (block(index) <= 1)).all(axis=1)
-            flag(rows, ~ok, "ctr or cvr not in 0..1")
-        for index, reason in (
-            (layout.price, "price negative, NaN or infinite"),
-            (layout.amount, "amount negative, NaN or infinite"),
-        ):
-            ok = (np.isfinite(block(index)) & (block(index) >= 0)).all(axis=1)
-            flag(rows, ~ok, reason)
-        for index in (layout.click, layout.cart, layout.fav):
-            if index is not None:
-                flag(rows, ~_int_in(block(index), 0, 1).all(axis=1), "flag not 0/1")
-        flag(rows, ~_real_items(matrix, plan).any(axis=1), "no items: every slot is padding")
-
-    good_in_rows = code[rows] == 0
-    if not good_in_rows.all():
-        matrix = matrix[good_in_rows]
-    good = rows[good_in_rows]
-    pages = _pages_table(matrix, plan, first_line_no + good, with_items=with_items)
-
+    cast = _cast(fields, layout)
+    shaped = _shaped(fields, cast, layout)
+    code = np.zeros(lines.height, np.int8)
+    if not shaped.all():
+        code[~shaped] = _shape_codes(lines.filter(~shaped), fields.filter(~shaped), layout)
+        fields, cast = fields.filter(shaped), cast.filter(shaped)
+    rows = np.flatnonzero(shaped)
+    values, code[rows] = _parse_shaped(fields, cast, layout)
+    good = code[rows] == 0
+    if not good.all():
+        values = {k: v[good] for k, v in values.items()}
+    line_no = lines.get_column("line_no").to_numpy()
+    pages = pages_table(values, line_no[rows[good]], layout, with_items)
     bad = np.flatnonzero(code)
     quarantine = pa.table(
         {
-            "line_no": pa.array(first_line_no + bad, pa.int64()),
-            "reason": pa.array([REASONS[c - 1] for c in code[bad]], pa.string()),
-            "raw": pa.array(
-                [
-                    data[line_start_byte[i] : line_end_byte[i]].decode("utf-8", "backslashreplace")
-                    for i in bad
-                ],
-                pa.large_string(),
-            ),
+            "line_no": pa.array(line_no[bad], pa.int64()),
+            "reason": pa.array(np.asarray(REASONS, object)[code[bad] - 1], pa.string()),
+            "raw": lines.get_column("raw").gather(bad).to_arrow().cast(pa.large_string()),
         },
         schema=QUARANTINE_SCHEMA,
     )
-    return ParsedBatch(pages=pages, quarantine=quarantine, n_lines=n_lines)
+    return pages, quarantine
 
 
-def _real_items(matrix: np.ndarray, plan: _Plan) -> np.ndarray:
-    """``(n, 50)`` bool: the slot holds an item, not padding (price = ctr = cvr = 0)."""
-    layout = plan.layout
-    return ~(
-        (plan.block(matrix, layout.price) == 0)
-        & (plan.block(matrix, layout.ctr) == 0)
-        & (plan.block(matrix, layout.cvr) == 0)
+def _shape_codes(lines: pl.DataFrame, fields: pl.DataFrame, layout: RawLayout) -> np.ndarray:
+    """Reason codes of lines that are not shaped: blank, wrong column count or a short list."""
+    raw = lines.get_column("raw")
+    blank = raw.str.strip_chars(_BLANK).str.len_bytes().to_numpy() == 0
+    wrong = raw.str.count_matches(";", literal=True).to_numpy() != layout.n_fields - 1
+    return np.where(
+        blank,
+        _CODE["blank line"],
+        np.where(wrong, _CODE["wrong column count"], _CODE["list not 50 long"]),
+    ).astype(np.int8)
+
+
+def _block(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A list column of 50-value lists as an ``(n, 50)`` matrix and its rows holding a null."""
+    array = series.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    flat = array.flatten()
+    matrix = flat.to_numpy(zero_copy_only=False).reshape(-1, ITEMS_PER_PAGE)
+    if flat.null_count == 0:
+        return matrix, np.zeros(len(series), bool)
+    nulls = np.asarray(flat.is_null()).reshape(-1, ITEMS_PER_PAGE).any(axis=1)
+    return matrix, nulls
+
+
+def _numeric(texts: pl.Series, *, is_list: bool) -> np.ndarray:
+    """Rows of ``texts`` whose every value is a number (Polars's float cast parses it)."""
+    if not is_list:
+        return texts.cast(pl.Float64, strict=False).is_not_null().to_numpy()
+    as_floats = texts.str.split(",").cast(pl.List(pl.Float64), strict=False)
+    return ~_block(as_floats)[1]
+
+
+def _flag_block(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 flag lists read from their bytes: an ``(n, 50)`` int8 matrix and the valid rows.
+
+    A valid list is 99 bytes: digit ``0`` or ``1`` at the even bytes, commas at the odd ones;
+    invalid rows get zeros.
+    """
+    n = len(texts)
+    array = texts.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string())
+    if n == 0:
+        return np.zeros((0, ITEMS_PER_PAGE), np.int8), np.zeros(0, bool)
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + n + 1]
+    data = np.frombuffer(array.buffers()[2], np.uint8)
+    ok = np.diff(offsets) == _FLAG_BYTES
+    if ok.all() and offsets[-1] - offsets[0] == n * _FLAG_BYTES:
+        text = data[offsets[0] : offsets[-1]].reshape(n, _FLAG_BYTES)
+    else:
+        text = np.full((n, _FLAG_BYTES), ord("x"), np.uint8)
+        text[ok] = data[offsets[:-1][ok, None] + np.arange(_FLAG_BYTES)]
+    digits = text[:, ::2]
+    ok &= ((digits == ord("0")) | (digits == ord("1"))).all(axis=1)
+    ok &= (text[:, 1::2] == ord(",")).all(axis=1)
+    flags = (digits == ord("1")).astype(np.int8)
+    flags[~ok] = 0
+    return flags, ok
+
+
+def _present(layout: RawLayout) -> list[str]:
+    """Names of the scalar and list fields the layout has."""
+    return [f for f in (*_SCALARS, *LIST_FIELDS) if getattr(layout, f) is not None]
+
+
+def _cast(fields: pl.DataFrame, layout: RawLayout) -> pl.DataFrame:
+    """The scalars cast to Int64 and the number lists split and cast (Int64 positions,
+    Float64 values), one column per field, computed in parallel; null where a value does not
+    parse. Flag lists are not cast (see :func:`_flag_block`)."""
+    present = _present(layout)
+
+    def text(name: str) -> pl.Expr:
+        return pl.col(f"f{getattr(layout, name)}")
+
+    return fields.select(
+        *(text(s).cast(pl.Int64, strict=False).alias(s) for s in present if s in _SCALARS),
+        text("position").str.split(",").cast(pl.List(pl.Int64), strict=False).alias("position"),
+        *(
+            text(f).str.split(",").cast(pl.List(pl.Float64), strict=False).alias(f)
+            for f in present
+            if f in _NUMBERS
+        ),
     )
 
 
-def _pages_table(
-    matrix: np.ndarray, plan: _Plan, line_no: np.ndarray, *, with_items: bool
-) -> pa.Table:
-    """Pages (before sessions) from the ``(n, T)`` value matrix of valid lines."""
-    layout = plan.layout
-    n = matrix.shape[0]
+def _shaped(fields: pl.DataFrame, cast: pl.DataFrame, layout: RawLayout) -> np.ndarray:
+    """Lines with the layout's field count and 50 values in every list field, shape ``(n,)``.
 
-    def scalar(field: int) -> np.ndarray:
-        return plan.scalar(matrix, field)
+    ``splitn`` leaves the last field null when fields are missing and puts the rest of the line,
+    with its ``;``, in it when there are more.
 
-    def block(field: int) -> np.ndarray:
-        return plan.block(matrix, field)
+    Cast lists are measured by their length; a flag list of 99 bytes holds 49 commas unless it
+    is malformed anyway, so commas are counted only in flag lists of another length.
+    """
+    present = _present(layout)
+    lists = [f for f in present if f in LIST_FIELDS and f not in _FLAGS]
+    flags = [f for f in present if f in _FLAGS]
+    checks = cast.select(*(pl.col(f).list.len() == ITEMS_PER_PAGE for f in lists))
+    last = pl.col(f"f{layout.n_fields - 1}")  # null if fields are missing; holds ';' if extra
+    sizes = fields.select(
+        last.is_not_null() & ~last.str.contains(";", literal=True),
+        *(pl.col(f"f{getattr(layout, f)}").str.len_bytes().alias(f) for f in flags),
+    )
+    shaped = sizes.to_series(0).fill_null(False).to_numpy()
+    for column in checks.iter_columns():
+        shaped &= column.fill_null(False).to_numpy()
+    for name in flags:
+        sized = sizes.get_column(name).fill_null(0).to_numpy() == _FLAG_BYTES
+        odd = np.flatnonzero(shaped & ~sized)
+        if len(odd):
+            text = fields.get_column(f"f{getattr(layout, name)}").gather(odd)
+            commas = text.str.count_matches(",", literal=True).to_numpy()
+            shaped[odd] = commas == ITEMS_PER_PAGE - 1
+    return shaped
 
-    def count(index: int | None) -> np.ndarray:
-        if index is None:
-            return np.zeros(n, np.int16)
-        return block(index).sum(axis=1).astype(np.int16)
 
-    def int8(index: int | None) -> pa.Array:
-        if index is None:
-            return pa.nulls(n, pa.int8())
-        return pa.array(scalar(index).astype(np.int8))
+def _parse_shaped(
+    fields: pl.DataFrame, cast: pl.DataFrame, layout: RawLayout
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Values and reason codes (0: valid) of shaped lines (see :func:`parse_frame`).
 
-    amount = block(layout.amount)
-    n_clicks, n_carts = count(layout.click), count(layout.cart)
-    page_value = amount.sum(axis=1)
-    real = _real_items(matrix, plan)
-    n_items = real.sum(axis=1)
+    Args:
+        fields: the text of each field (``f0``, ``f1``, ...) of the shaped lines.
+        cast: :func:`_cast` of them.
 
-    def item_mean(values: np.ndarray) -> pa.Array:
-        return pa.array((np.where(real, values, 0.0).sum(axis=1) / n_items).astype(np.float32))
+    Returns:
+        ``(values, code)``: scalars as ``(n,)`` int64 arrays and lists as ``(n, 50)`` matrices
+        (float64; int64 positions; int8 flags), keyed by the names of the layout's fields; and
+        the int8 reason code per line.
+    """
+    present = _present(layout)
+    n = fields.height
+    values: dict[str, np.ndarray] = {}
+    non_numeric = np.zeros(n, bool)
+    not_valid: dict[str, np.ndarray] = {}  # numeric, but not an integer (or flag) as required
+    for name in present:
+        raw = fields.get_column(f"f{getattr(layout, name)}")
+        if name in _FLAGS:
+            values[name], suspect = _flag_block(raw)
+            suspect = ~suspect
+        elif name in _SCALARS:
+            ints = cast.get_column(name)
+            suspect = ints.is_null().to_numpy()
+            values[name] = ints.fill_null(0).to_numpy()
+        else:
+            values[name], suspect = _block(cast.get_column(name))
+        if name in _NUMBERS or not suspect.any():
+            non_numeric |= suspect
+            continue
+        numeric = np.ones(n, bool)
+        numeric[suspect] = _numeric(raw.filter(suspect), is_list=name not in _SCALARS)
+        non_numeric |= ~numeric
+        not_valid[name] = suspect & numeric
+    return values, _reason_codes(values, non_numeric, not_valid, n)
 
-    columns: dict[str, pa.Array] = {
-        "line_no": pa.array(line_no.astype(np.int64)),
-        "action_page_id": int8(layout.page_id),
-        "hour": int8(layout.hour),
-        "state_purchase_power": int8(layout.purchase_power),
-        "age_level": int8(layout.age_level),
-        "gender": int8(layout.gender),
-        "n_clicks": pa.array(n_clicks),
-        "n_carts": pa.array(n_carts),
-        "n_favs": pa.array(count(layout.fav)),
-        "n_purchases": pa.array((amount > 0).sum(axis=1).astype(np.int16)),
-        "engagement": pa.array((n_clicks + n_carts).astype(np.int16)),
-        "page_value": pa.array(page_value),
-        "reward": pa.array(page_value),
-        "mean_ctr": item_mean(block(layout.ctr)),
-        "mean_cvr": item_mean(block(layout.cvr)),
-        "mean_log_price": item_mean(np.log(np.maximum(block(layout.price), 0.01))),
-        "n_items": pa.array(n_items.astype(np.int8)),
-        "done": (
-            pa.array(np.zeros(n, np.int8))
-            if layout.terminal is None
-            else pa.array(scalar(layout.terminal).astype(np.int8))
-        ),
-    }
-    if with_items:
-        for name in LIST_FIELDS:
-            index = getattr(layout, name)
-            dtype = _LIST_TYPES[name]
-            columns[name] = (
-                pa.nulls(n, pa.list_(dtype)) if index is None else _list_array(block(index), dtype)
-            )
-    return pa.table(columns)
+
+def _reason_codes(
+    values: dict[str, np.ndarray],
+    non_numeric: np.ndarray,
+    not_valid: dict[str, np.ndarray],
+    n: int,
+) -> np.ndarray:
+    """Reason code per shaped line (0: valid): the first check of :data:`REASONS` that fails."""
+    code = np.zeros(n, np.int8)
+    none = np.zeros(n, bool)
+
+    def flag(mask: np.ndarray, reason: str) -> None:
+        code[mask & (code == 0)] = _CODE[reason]
+
+    flag(non_numeric, "non-numeric value")
+    for name, (lo, hi, reason) in _SCALARS.items():
+        if name in values:
+            v = values[name]
+            flag(not_valid.get(name, none) | (v < lo) | (v > hi), reason)
+    with np.errstate(invalid="ignore"):
+        pos = values["position"]
+        in_range = ((pos >= 0) & (pos < _N_POSITIONS)).all(axis=1)
+        flag(not_valid.get("position", none) | ~in_range, "position not in 0..599")
+        for name in ("ctr", "cvr"):
+            flag(~((values[name] >= 0) & (values[name] <= 1)).all(axis=1), "ctr or cvr not in 0..1")
+        for name, reason in (
+            ("price", "price negative, NaN or infinite"),
+            ("amount", "amount negative, NaN or infinite"),
+        ):
+            ok = (np.isfinite(values[name]) & (values[name] >= 0)).all(axis=1)
+            flag(~ok, reason)
+        for name in _FLAGS:
+            flag(not_valid.get(name, none), "flag not 0/1")
+        flag(~real_items(values).any(axis=1), "no items: every slot is padding")
+    return code

@@ -40,6 +40,7 @@ end of the file, so the labels do not depend on how the file was cut into batche
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,8 +143,9 @@ def assign(
     last[:-1] = start[1:]
     last[-1] = True
     # Unless the input ends here or its last page closes it, the last session may go on in the
-    # next batch: hold it back whole.
-    n_final = n if final or closes[-1] else int(np.flatnonzero(start)[-1])
+    # next batch: hold it back whole (all rows, when they all continue the state's session).
+    opened = np.flatnonzero(start)
+    n_final = n if final or closes[-1] else int(opened[-1]) if len(opened) else 0
 
     starts = start[:n_final]
     session_id = state.next_session_id + np.cumsum(starts, dtype=np.int64) - 1
@@ -166,8 +168,39 @@ def assign(
     )
 
 
-def _labelled(table: pa.Table, labels: SessionLabels) -> pa.Table:
-    """``table`` (exactly ``labels.n_final`` rows) with the session and next-state columns set."""
+@dataclass(frozen=True)
+class Successor:
+    """The first page after a part of the file (the next part's first page), for labelling a
+    part on its own (:meth:`Sessionizer.finish`).
+
+    Attributes:
+        page_id, terminal: its page id and terminal flag.
+        values: its values of the sources of :data:`NEXT_STATE_SOURCES` (``page_value``, ...).
+    """
+
+    page_id: int
+    terminal: int
+    values: dict[str, float]
+
+    @classmethod
+    def of(cls, pages: pa.Table) -> Successor | None:
+        """The first row of ``pages`` as a successor (``None`` for an empty table)."""
+        if pages.num_rows == 0:
+            return None
+        row = pages.slice(0, 1).to_pylist()[0]
+        sources = {source for source, _ in NEXT_STATE_SOURCES.values()}
+        return cls(
+            page_id=int(row["action_page_id"]),
+            terminal=int(row["done"]),
+            values={name: float(row[name]) for name in sources},
+        )
+
+
+def _labelled(table: pa.Table, labels: SessionLabels, tail: Successor | None = None) -> pa.Table:
+    """``table`` (exactly ``labels.n_final`` rows) with the session and next-state columns set.
+
+    ``tail`` is the page after the last row (its ``next_*`` values when the session goes on).
+    """
     has_next = labels.has_next.astype(bool)
     columns = {
         "session_id": pa.array(labels.session_id, pa.int64()),
@@ -180,6 +213,8 @@ def _labelled(table: pa.Table, labels: SessionLabels) -> pa.Table:
         values = table.column(source).to_numpy().astype(np.float64)
         nxt = np.full(len(values), np.nan)
         nxt[:-1] = values[1:]
+        if tail is not None and len(nxt):
+            nxt[-1] = tail.values[source]
         nxt[~has_next] = np.nan  # the next row belongs to another session
         columns[name] = pa.array(nxt, pa.float64()).cast(dtype)
     for name, column in columns.items():
@@ -203,8 +238,8 @@ class Sessionizer:
     are the same rows as the inputs, in the same order, whatever the batch boundaries were.
     """
 
-    def __init__(self) -> None:
-        self.state = SessionState()
+    def __init__(self, state: SessionState | None = None) -> None:
+        self.state = state or SessionState()
         self._pending: pa.Table | None = None
 
     @property
@@ -216,24 +251,55 @@ class Sessionizer:
         """Label a batch; return the rows whose sessions are complete (possibly none)."""
         return self._run(pages, final=False)
 
-    def finish(self) -> pa.Table | None:
-        """Label the rows held back at the end of the file (``None`` if there are none)."""
+    def finish(self, successor: Successor | None = None) -> pa.Table | None:
+        """Label the rows held back (``None`` if there are none).
+
+        Args:
+            successor: the page that follows in the file, when these pages are one part of it
+                (a Spark partition); ``None`` at the end of the file.
+        """
         if self._pending is None:
             return None
-        return self._run(None, final=True)
+        return self._run(None, final=True, successor=successor)
 
-    def _run(self, pages: pa.Table | None, *, final: bool) -> pa.Table:
+    def _run(
+        self, pages: pa.Table | None, *, final: bool, successor: Successor | None = None
+    ) -> pa.Table:
         parts = [t for t in (self._pending, pages) if t is not None]
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        page_id = table.column("action_page_id").to_numpy()
         terminal = table.column("done").to_numpy()
-        labels = assign(
-            table.column("action_page_id").to_numpy(), terminal, state=self.state, final=final
-        )
+        if successor is not None:  # label as if the successor were there, then drop it
+            page_id = np.append(page_id, successor.page_id)
+            terminal = np.append(terminal, successor.terminal)
+        labels = assign(page_id, terminal, state=self.state, final=final)
         n = table.num_rows
+        if successor is not None:
+            labels = _head(labels, page_id, n)
         # take() copies the held rows, so the rest of the batch's buffers can be freed.
         self._pending = table.take(np.arange(labels.n_final, n)) if labels.n_final < n else None
         self.state = labels.state
-        return _labelled(table.slice(0, labels.n_final), labels)
+        return _labelled(table.slice(0, labels.n_final), labels, successor)
+
+
+def _head(labels: SessionLabels, page_id: np.ndarray, n: int) -> SessionLabels:
+    """The labels of the first ``n`` rows (the state after row ``n``, not after the rest)."""
+    state = labels.state
+    if n:
+        state = SessionState(
+            next_session_id=int(labels.session_id[n - 1]) + 1,
+            prev_page_id=int(page_id[n - 1]),
+            prev_terminal=int(labels.done[n - 1]),
+        )
+    return SessionLabels(
+        n_final=n,
+        session_id=labels.session_id[:n],
+        page_jump=labels.page_jump[:n],
+        done=labels.done[:n],
+        truncated=labels.truncated[:n],
+        has_next=labels.has_next[:n],
+        state=state,
+    )
 
 
 def sessionize(pages: pa.Table) -> pa.Table:
@@ -244,3 +310,67 @@ def sessionize(pages: pa.Table) -> pa.Table:
     if rest is not None:
         out.append(rest)
     return pa.concat_tables(out)
+
+
+@dataclass(frozen=True)
+class PartSummary:
+    """One part of a file's pages (a Spark partition), as the other parts need to know it.
+
+    Attributes:
+        n_pages: pages in the part.
+        sessions_alone: sessions the part would have as a file of its own (its first page then
+            opens one).
+        first: its first page (``None`` if the part has no page).
+        last_page_id, last_terminal: page id and terminal flag of its last page.
+    """
+
+    n_pages: int
+    sessions_alone: int
+    first: Successor | None
+    last_page_id: int = 0
+    last_terminal: int = 0
+
+
+def summarize(batches: Iterable[pa.Table]) -> PartSummary:
+    """Summarise a part of the pages, given as consecutive batches (``action_page_id``,
+    ``done`` and the sources of :data:`NEXT_STATE_SOURCES`), in one pass."""
+    state, first, n = SessionState(), None, 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        first = first or Successor.of(batch)
+        page_id = batch.column("action_page_id").to_numpy()
+        state = assign(page_id, batch.column("done").to_numpy(), state=state).state
+        n += batch.num_rows
+    if first is None:
+        return PartSummary(0, 0, None)
+    assert state.prev_page_id is not None
+    return PartSummary(n, state.next_session_id, first, state.prev_page_id, state.prev_terminal)
+
+
+def part_states(parts: list[PartSummary]) -> list[tuple[SessionState, Successor | None]]:
+    """The state before each part and the page after it, from the summaries of all parts in
+    file order: what :class:`Sessionizer` needs to label each part on its own.
+
+    A part's first page opens a session unless it continues the previous part's last one
+    (rules of :func:`assign`), so the sessions before part ``k`` are::
+
+        offset[k] = sum over j < k of (sessions_alone[j] - 1 + opens[j])
+
+    where ``opens[j]`` is 1 if part ``j``'s first page opens a session. Labelling every part with
+    ``Sessionizer(state[k])`` and ``finish(successor[k])`` gives the labels of the whole file,
+    without moving any page between parts.
+    """
+    out: list[tuple[SessionState, Successor | None]] = []
+    state = SessionState()
+    for k, part in enumerate(parts):
+        after = next((p.first for p in parts[k + 1 :] if p.first is not None), None)
+        out.append((state, after))
+        if part.first is None:
+            continue
+        opens = assign([part.first.page_id], [part.first.terminal], state=state).state
+        offset = state.next_session_id + part.sessions_alone - 1 + (
+            opens.next_session_id - state.next_session_id
+        )
+        state = SessionState(offset, part.last_page_id, part.last_terminal)
+    return out

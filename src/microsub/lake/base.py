@@ -229,6 +229,7 @@ class Lake(ABC):
         meta: dict[str, Any] | None = None,
         part_rows: int | None = None,
         progress: Progress | None = None,
+        dictionary: bool = True,
     ) -> DatasetWriter:
         """A :class:`DatasetWriter` that publishes a dataset at ``(bucket, prefix)``.
 
@@ -244,6 +245,7 @@ class Lake(ABC):
             meta: JSON metadata stored in the manifest (the only place for timestamps).
             part_rows: rows per part; ``None`` makes one part per ``write`` call.
             progress: called with the rows of each part once that part is staged.
+            dictionary: dictionary-encode the columns (:func:`parquet_bytes`).
         """
         return DatasetWriter(
             self,
@@ -254,6 +256,7 @@ class Lake(ABC):
             meta=meta,
             part_rows=part_rows,
             progress=progress,
+            dictionary=dictionary,
         )
 
     def publish(

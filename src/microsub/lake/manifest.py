@@ -207,10 +207,14 @@ def join_key(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    """Serialise ``table`` to Parquet; the same table always gives the same bytes."""
+def parquet_bytes(table: pa.Table, *, dictionary: bool = True) -> bytes:
+    """Serialise ``table`` to Parquet; the same table always gives the same bytes.
+
+    ``dictionary=False`` skips dictionary encoding: for columns of many distinct floats (the
+    item lists) it makes parts about twice as large but encodes them 2-4 times faster.
+    """
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")
+    pq.write_table(table, sink, compression="snappy", use_dictionary=dictionary)
     return sink.getvalue().to_pybytes()
 
 

@@ -65,6 +65,7 @@ class DatasetWriter:
         meta: dict[str, Any] | None = None,
         part_rows: int | None = None,
         progress: Progress | None = None,
+        dictionary: bool = True,
     ) -> None:
         if part_rows is not None and part_rows < 1:
             raise ValueError(f"part_rows must be a positive row count or None, got {part_rows}")
@@ -76,6 +77,7 @@ class DatasetWriter:
         # Checked now rather than at commit, after all the uploads.
         self.meta = plain_json(dict(meta or {}), what=f"meta of dataset {dataset!r}")
         self.part_rows = part_rows
+        self.dictionary = dictionary
         self.progress = progress
         self.manifest: Manifest | None = None
         # A unique folder name for this publish, not a random draw: no seed applies.
@@ -205,7 +207,7 @@ class DatasetWriter:
         """Serialise one part, hash it, and upload it to the staging folder unless the same
         bytes are already at its final key."""
         self.lake._ensure_bucket(self.bucket)
-        data = parquet_bytes(table)
+        data = parquet_bytes(table, dictionary=self.dictionary)
         sha = hashlib.sha256(data).hexdigest()
         name = f"part-{len(self._staged):05d}-{sha[:8]}.parquet"
         final = join_key(self.prefix, name)

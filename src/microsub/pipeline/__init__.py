@@ -25,7 +25,7 @@ from microsub.pipeline.business import business_case, gate_results
 from microsub.pipeline.cache import cached, code_digest
 from microsub.pipeline.context import Context, read_pages
 from microsub.pipeline.explore import calibration, exploration
-from microsub.pipeline.ingest import ingest_raw
+from microsub.pipeline.ingest import ingest_raw, ingest_uri
 from microsub.pipeline.raw import RawInput, generate_synthetic, prepare_raw
 from microsub.pipeline.run import STAGES, context, run
 from microsub.pipeline.simulate import simulation
@@ -46,6 +46,7 @@ __all__ = [
     "gate_results",
     "generate_synthetic",
     "ingest_raw",
+    "ingest_uri",
     "prepare_raw",
     "read_pages",
     "model_card",
