@@ -222,6 +222,8 @@ def test_trend_fit_finds_the_depths_where_the_trend_overshoots_the_interval():
     assert fit.max_undershoot == pytest.approx(0.15 - 0.10)
     assert math.isnan(fit.max_overshoot) and fit.pages_share_above == 0
     assert not fit.rises_every_page
+    assert fit.fitted
+    assert not hypotheses.trend_fit(table.assign(trend=np.nan)).fitted
 
 
 def test_fatigue_trend_fit_of_a_planted_single_slope_stays_in_the_intervals():

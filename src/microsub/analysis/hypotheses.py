@@ -161,6 +161,7 @@ class TrendFit:
             none).
         pages_share_above: share of the fit's pages (depths >= 1) at the ``above`` depths.
         rises_every_page: the observed hazard rises from each depth d >= 1 to the next.
+        fitted: whether there is a trend at all (False when the fatigue test could not run).
     """
 
     table: pd.DataFrame
@@ -171,6 +172,7 @@ class TrendFit:
     max_undershoot: float
     pages_share_above: float
     rises_every_page: bool
+    fitted: bool
 
 
 def trend_fit(table: pd.DataFrame) -> TrendFit:
@@ -203,6 +205,7 @@ def trend_fit(table: pd.DataFrame) -> TrendFit:
         max_undershoot=float(-under["gap"].min()) if len(under) else math.nan,
         pages_share_above=float(over["pages"].sum()) / total if total else math.nan,
         rises_every_page=bool(len(rates) > 1 and (np.diff(rates) > 0).all()),
+        fitted=bool(t["trend"].notna().any()),
     )
 
 

@@ -64,7 +64,7 @@ def class_balance(balance: pd.DataFrame) -> Figure:
         ax.set_ylabel("")
         thousands_axis(ax)
         ax.invert_yaxis()
-        ax.set_xlim(0, balance["pages"].max() * 1.3)
+        ax.set_xlim(0, balance["pages"].max() * 1.4)
         ax.set_title("Class balance of the churn label")
     return fig
 

@@ -54,15 +54,26 @@ def quality_table(ingest_report: Mapping[str, Any]) -> pd.DataFrame:
     rows = [
         ("raw layout", r.get("layout", "?")),
         ("container", r.get("container", "?")),
-        ("lines read", f"{lines:,}"),
-        ("pages published", f"{int(r.get('pages_written', 0) or 0):,}"),
-        ("lines quarantined", f"{quarantined:,} ({quarantined / lines:.2%})" if lines else "0"),
-        ("quarantine reasons", ", ".join(f"{k}: {v:,}" for k, v in reasons.items()) or "none"),
+        ("lines read", format_count(lines)),
+        ("pages published", format_count(int(r.get("pages_written", 0) or 0))),
+        (
+            "lines quarantined",
+            f"{format_count(quarantined)} ({fmt.format_percent(quarantined / lines)})"
+            if lines
+            else "0",
+        ),
+        (
+            "quarantine reasons",
+            ", ".join(f"{k}: {format_count(v)}" for k, v in reasons.items()) or "none",
+        ),
         ("lines = pages + quarantined", "yes" if r.get("reconciles") else "NO"),
-        ("sessions", f"{int(r.get('sessions', 0) or 0):,}"),
-        ("ended by the user (done)", f"{int(r.get('sessions_done', 0) or 0):,}"),
-        ("truncated (cap, jump, end of file)", f"{int(r.get('sessions_truncated', 0) or 0):,}"),
-        ("opened by a page-id jump", f"{int(r.get('page_jumps', 0) or 0):,}"),
+        ("sessions", format_count(int(r.get("sessions", 0) or 0))),
+        ("ended by the user (terminal flag)", format_count(int(r.get("sessions_done", 0) or 0))),
+        (
+            "truncated (cap, jump, end of file)",
+            format_count(int(r.get("sessions_truncated", 0) or 0)),
+        ),
+        ("opened by a page-id jump", format_count(int(r.get("page_jumps", 0) or 0))),
         ("notes", "; ".join(r.get("notes") or []) or "none"),
     ]
     return pd.DataFrame(rows, columns=["Check", "Value"])
