@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 
-from microsub.analysis import describe, explore
+from microsub.analysis import describe, explore, hypotheses
+from microsub.analysis.verdicts import MARGINS
+from microsub.fmt import format_number
 from microsub.models import benchmark, specs
 from microsub.report import figures
+from microsub.report.figures.base import COLORS, GROUP_STYLES
+from microsub.report.figures.explore import VERDICT_COLORS
+from microsub.report.labels import LABELS, SNAKE_CASE, label
 from test_hypotheses import simulate
 
 
@@ -44,7 +55,13 @@ def test_every_figure_renders_with_labelled_axes_and_no_open_pyplot_figure(explo
         for ax in fig.axes:
             if ax.get_label() == "<colorbar>" or name == "correlation":  # labelled by ticks
                 continue
-            assert ax.get_xlabel() or ax.get_ylabel() or not ax.has_data(), name
+            # a panel of a grid may be labelled by the panels it shares an axis with
+            shared = [
+                *ax.get_shared_x_axes().get_siblings(ax),
+                *ax.get_shared_y_axes().get_siblings(ax),
+            ]
+            labelled = any(a.get_xlabel() or a.get_ylabel() for a in shared)
+            assert labelled or not ax.has_data(), name
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 5_000, name
 
@@ -69,12 +86,136 @@ def test_hour_figure_plots_24_hours_and_shades_both_windows(exploration):
     assert {"night", "evening"} <= texts
 
 
-def test_survival_figure_draws_one_step_curve_per_group(exploration):
-    ax = figures.survival_curves(exploration.survival).axes[0]
-    labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == list(describe.PURCHASE_POWER_GROUPS)
-    first = exploration.survival.curves.groupby("group", sort=False).first()
+def test_survival_figure_draws_one_panel_per_group_with_a_visible_band(exploration):
+    survival = exploration.survival
+    fig = figures.survival_curves(survival)
+    groups = list(describe.PURCHASE_POWER_GROUPS)
+    axes, widths = fig.axes[: len(groups)], fig.axes[len(groups) :]
+    assert [ax.get_title() for ax in axes] == groups
+    for bars, group in zip(widths, groups, strict=True):
+        curve = survival.curves[survival.curves["group"] == group]
+        heights = [b.get_height() for b in bars.patches]
+        expected = (curve["ci_high"] - curve["ci_low"]).to_numpy() * 100
+        np.testing.assert_allclose(heights, np.nan_to_num(expected))
+    for ax, group, look in zip(axes, groups, GROUP_STYLES, strict=False):
+        own = [line for line in ax.get_lines() if line.get_label() == group]
+        assert len(own) == 1, group
+        curve = survival.curves[survival.curves["group"] == group]
+        np.testing.assert_allclose(own[0].get_ydata(), curve["survival"].to_numpy())
+        assert to_hex(own[0].get_color()) == look["color"]
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert bands and all(b.get_alpha() >= 0.3 for b in bands), group
+        ys = np.concatenate([p.vertices[:, 1] for b in bands for p in b.get_paths()])
+        assert ys.min() == pytest.approx(np.nanmin(curve["ci_low"]), abs=1e-9)
+        assert ys.max() == pytest.approx(np.nanmax(curve["ci_high"]), abs=1e-9)
+    first = survival.curves.groupby("group", sort=False).first()
     assert (first["survival"] == 1.0).all()
+    assert survival.max_band_width == pytest.approx(
+        (survival.curves["ci_high"] - survival.curves["ci_low"]).max()
+    )
+
+
+def _texts(fig: Figure) -> list[str]:
+    """Every text a reader sees in a figure: titles, axis labels, ticks, legends, annotations."""
+    out = [fig._suptitle.get_text()] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        out += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]
+        out += [t.get_text() for t in ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            out += [t.get_text() for t in legend.get_texts()] + [legend.get_title().get_text()]
+    return [t for t in out if t]
+
+
+def test_no_figure_shows_a_raw_column_name(exploration):
+    raw = [re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])") for name in (*SNAKE_CASE, "done")]
+    for name, fig in _all(exploration).items():
+        for text in _texts(fig):
+            found = [p.pattern for p in raw if p.search(text)]
+            assert not found, f"{name} shows {text!r}"
+
+
+def test_axes_take_their_words_from_the_one_mapping(exploration):
+    r = exploration.result
+    assert figures.fatigue(r("fatigue")).axes[1].get_xlabel() == LABELS["action_page_id"]
+    assert figures.purchase_reset(r("purchase_reset")).axes[0].get_xlabel() == label(
+        "action_page_id"
+    )
+    assert figures.hour_of_day(r("hour")).axes[0].get_xlabel().startswith(LABELS["hour"])
+    left, right = figures.purchase_power(r("purchase_power_value"), r("purchase_power_churn")).axes
+    assert left.get_xlabel().startswith(LABELS["state_purchase_power"])
+    assert right.get_xlabel().startswith(LABELS["state_purchase_power"])
+
+
+def test_heatmap_shows_the_golden_features_and_targets_in_words(exploration):
+    corr = exploration.correlation
+    cols = [c for c in figures.HEATMAP_COLUMNS if c in corr.columns]
+    assert len(cols) == len(figures.HEATMAP_COLUMNS)  # all of them vary in the simulated pages
+    fig = figures.correlation_heatmap(corr)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [label(c) for c in cols[:-1]]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [label(c) for c in cols[1:]]
+    # a cell is written only where the correlation is not negligible, in its own words
+    expected = sorted(
+        format_number(corr.loc[a, b], 2)
+        for i, a in enumerate(cols)
+        for b in cols[:i]
+        if abs(corr.loc[a, b]) >= MARGINS["correlation"]
+    )
+    written = sorted(t.get_text() for t in ax.texts if t.get_text())
+    assert expected and written == expected
+    # the deck's call: same columns, no numbers
+    deck = figures.correlation_heatmap(corr, height=4.6, annotate=False).axes[0]
+    assert not deck.texts
+    assert [t.get_text() for t in deck.get_yticklabels()] == [label(c) for c in cols[1:]]
+
+
+def test_neighbouring_groups_differ_in_colour_marker_and_dash(exploration):
+    ax = figures.engagement(exploration.result("engagement")).axes[0]
+    lines = [c.lines[0] for c in ax.containers]
+    colours = [to_hex(line.get_color()) for line in lines]
+    assert colours == [look["color"] for look in GROUP_STYLES[: len(lines)]]
+    assert len(set(colours)) == len(colours)
+    assert len({line.get_marker() for line in lines}) == len(lines)
+    assert len({line.get_linestyle() for line in lines}) == len(lines)
+    # the orange and the vermillion of the palette are never neighbours
+    assert not {COLORS["second"], COLORS["accent"]} <= set(colours)
+
+
+def test_fatigue_figure_shades_the_depths_where_the_trend_overshoots(exploration):
+    result = exploration.result("fatigue")
+    table = result.table.copy()
+    deep = table["action_page_id"] >= 9
+    table.loc[deep, "trend"] = table.loc[deep, "ci_high"] + 0.05
+    fig = figures.fatigue(dataclasses.replace(result, table=table))
+    shaded = [
+        p for p in fig.axes[0].patches if p.get_label() == "trend above the observed interval"
+    ]
+    assert len(shaded) == 1
+    x0, x1 = shaded[0].get_x(), shaded[0].get_x() + shaded[0].get_width()
+    assert (x0, x1) == pytest.approx((8.5, 11.5))
+    assert hypotheses.trend_fit(table).above == (9, 10, 11)
+    inside = table.assign(trend=table["rate"].where(table["action_page_id"] >= 1))
+    fig = figures.fatigue(dataclasses.replace(result, table=inside))
+    assert not [p for p in fig.axes[0].patches if p.get_label().startswith("trend above")]
+
+
+def test_verdict_legend_lists_only_the_verdicts_that_occur(exploration):
+    results = exploration.hypotheses
+    ax = figures.verdicts(results).axes[0]
+    present = {r.verdict for r in results if r.scale == "ratio" and np.isfinite(r.estimate)}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [v for v in VERDICT_COLORS if v in present]
+    # all supported: one entry
+    supported = [dataclasses.replace(r, verdict="supported") for r in results]
+    ax = figures.verdicts(supported).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["supported"]
+    # two verdicts, in the legend's fixed order
+    mixed = [dataclasses.replace(r, verdict="inconclusive") for r in supported]
+    mixed[0] = supported[0]
+    ax = figures.verdicts(mixed).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["supported", "inconclusive"]
 
 
 def test_verdict_figure_leaves_out_difference_scaled_estimates(exploration):
@@ -92,7 +233,6 @@ def test_verdict_figure_leaves_out_difference_scaled_estimates(exploration):
 # =============================================================================================
 @pytest.fixture(scope="module")
 def bench():
-
 
     pages = simulate(1500, depth=0.2, engaged=-0.8, seed=3)
     config = specs.BenchmarkConfig(max_iter=10, n_boot=10, repeats=1)

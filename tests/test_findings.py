@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from microsub import fmt, pipeline, progress
-from microsub.analysis import calibration
+from microsub.analysis import calibration, recovery
+from microsub.analysis.features import FEATURE_SETS
 from microsub.business import gates
 from microsub.business.config import load_config
 from microsub.config import Settings
@@ -18,7 +22,7 @@ from microsub.contract import BUCKET_ITEMS, BUCKET_PROCESSED, BUCKET_REPORTS
 from microsub.data import ingest, synth
 from microsub.errors import ObjectNotFoundError
 from microsub.lake import open_lake
-from microsub.report import findings, tables
+from microsub.report import findings, labels, tables
 from microsub.sim import params
 
 
@@ -179,3 +183,133 @@ def test_calibration_comparison_sets_a_raw_log_beside_ingested_tables(tmp_path: 
     table = calibration.calibration_comparison(raw, calibration.sample_statistics_of(pages, items))
     assert list(table["statistic"]) == list(calibration.CALIBRATION_ROWS)
     assert table["real"].tolist() == pytest.approx(table["synthetic"].tolist(), nan_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Display tables of chapter 03 in words, and the estimates beside the generator's truth
+# --------------------------------------------------------------------------------------------
+_SNAKE = re.compile(r"(?<![\w`])(" + "|".join(map(re.escape, labels.SNAKE_CASE)) + r")(?![\w`])")
+
+
+def _raw_names(table) -> list[str]:
+    cells = [str(v) for v in table.to_numpy().ravel()] + [str(c) for c in table.columns]
+    return [m.group(1) for cell in cells for m in _SNAKE.finditer(cell)]
+
+
+def test_words_replace_snake_case_names_only():
+    assert labels.words("age_level vs hour_cos; the hour; `hour_sin`") == (
+        "age level vs hour (cosine); the hour; `hour_sin`"
+    )
+    assert labels.label("action_page_id") == labels.LABELS["action_page_id"]
+    assert labels.label("unknown_column") == "unknown_column"
+    assert all("_" in name for name in labels.SNAKE_CASE)
+
+
+def test_chapter_tables_name_columns_in_words(explored):
+    ctx, doc = explored
+    ex = pipeline.exploration(ctx)
+    sets = tables.feature_sets_display()
+    assert list(sets["Features"]) == [len(fs.columns) for fs in FEATURE_SETS.values()]
+    assert set(sets["Known at"]) == {"end of page t", "start of page t"}
+    audit = tables.audit_display(ex.audit_table())
+    assert list(audit["Status"]) == [c.status for c in ex.audit]
+    for table in (sets, audit, tables.feature_findings_display(doc)):
+        assert not _raw_names(table), _raw_names(table)
+
+
+def test_feature_findings_display_says_why_each_feature_is_kept(explored):
+    _, doc = explored
+    shown = tables.feature_findings_display(doc)
+    rows = doc["features"]["columns"]
+    assert list(shown["Feature"]) == [labels.label(r["feature"]) for r in rows]
+    names = {r["key"]: r["name"] for r in doc["hypotheses"]["results"]}
+    for row, status, evidence in zip(rows, shown["Status"], shown["Evidence"], strict=True):
+        assert status.startswith("confirmed") == row["confirmed"], (row["feature"], status)
+        assert ("golden" in status) == row["golden"]
+        if not row["tested"] and not row["golden"]:
+            assert status == "kept without a test"
+        for key, verdict in row["evidence"].items():
+            assert f"{names[key]}: {verdict}" in evidence
+
+
+def test_calibration_display_without_a_comparison_says_why():
+    shown = tables.calibration_display(None, "this rendering ran on the real log")
+    assert shown.iloc[0].tolist() == [
+        "calibration of the generator",
+        "not compared",
+        "this rendering ran on the real log",
+    ]
+    assert "n/a" not in shown.to_numpy()
+
+
+def test_generator_recovery_sets_the_true_values_beside_the_estimates(explored):
+    ctx, doc = explored
+    table = pipeline.generator_recovery(ctx)  # a 4,000-page control log is written once
+    p = params.DEFAULT_PARAMS
+    assert table is not None and len(table) == len(recovery.LEAVE_TERMS)
+    truth = table.set_index("term")["truth"]
+    assert truth["depth"] == p.leave_depth and truth["engagement"] == p.leave_engagement
+    assert truth["night_depth"] == pytest.approx(p.leave_depth * p.leave_night_fatigue)
+    for prefix in ("", "control_"):
+        inside = (table[f"{prefix}ci_low"] <= table["truth"]) & (
+            table["truth"] <= table[f"{prefix}ci_high"]
+        )
+        assert table[f"{prefix}covered"].tolist() == inside.tolist()
+    assert pipeline.generator_recovery(ctx) is not None  # cached
+    # no truth for real data or other parameters: the chapter leaves the table out
+    real = types.SimpleNamespace(source={"kind": "real", "file": "www.data"})
+    assert pipeline.generator_recovery(real) is None
+    other = types.SimpleNamespace(source={"kind": "synthetic", "params_digest": "other"})
+    assert pipeline.generator_recovery(other) is None
+
+
+def test_recovery_display_shows_truth_estimate_and_coverage():
+    p = params.DEFAULT_PARAMS
+    table = pd.DataFrame(
+        {
+            "term": ["depth", "engagement"],
+            "meaning": ["fatigue per page", "retention"],
+            "parameters": ["leave_depth", "leave_engagement"],
+            "truth": [p.leave_depth, p.leave_engagement],
+            "estimate": [0.145, 1.49],
+            "ci_low": [0.136, 1.40],
+            "ci_high": [0.154, 1.58],
+            "covered": [False, True],
+            "relative": [0.145 / p.leave_depth, 1.49 / p.leave_engagement],
+            "control_covered": [True, False],
+            "control_relative": [0.99, 1.07],
+        }
+    )
+    doc = {
+        "hypotheses": {
+            "results": [
+                {"key": "fatigue", "name": "Fatigue"},
+                {"key": "engagement", "name": "Engagement"},
+                {"key": "purchase_reset", "name": "Purchase resets the clock"},
+            ]
+        }
+    }
+    shown = tables.recovery_display(table, doc)
+    assert list(shown["True value"]) == [
+        fmt.format_number(p.leave_depth),
+        fmt.format_number(p.leave_engagement),
+    ]
+    assert list(shown["Estimate (95 % CI)"]) == ["0.145 (0.136 to 0.154)", "1.49 (1.40 to 1.58)"]
+    assert list(shown["Truth in the interval"]) == ["no", "yes"]
+    assert list(shown["Without the hidden propensity"]) == ["yes", "no"]
+    assert list(shown["Tested by"]) == ["Fatigue", "Engagement"]
+    summary = tables.recovery_summary(table)
+    assert summary["covered"] == 1 and summary["terms"] == 2
+    assert summary["covered_terms"] == ["retention"]
+    assert summary["missed_terms"] == ["fatigue per page"]
+    assert summary["control_covered"] == 1
+    assert summary["control_missed_terms"] == ["retention"]
+    assert (summary["control_relative_low"], summary["control_relative_high"]) == (0.99, 1.07)
+    assert summary["relative_low"] == pytest.approx(0.145 / p.leave_depth)
+    assert tables.recovery_summary(table.drop(columns="control_covered"))["control_covered"] is None
+    assert "control_covered" not in tables.recovery_display(
+        table.drop(columns="control_covered"), doc
+    )
+    # the generator coefficients outside the leave model are named in words
+    outside = tables.generator_terms_outside({})
+    assert outside and all("_" not in text for text in outside)

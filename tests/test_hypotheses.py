@@ -193,6 +193,44 @@ def test_hazard_by_depth_is_the_share_leaving_among_pages_with_known_outcome():
         assert row["ci_low"] <= row["rate"] <= row["ci_high"]
 
 
+def test_trend_fit_finds_the_depths_where_the_trend_overshoots_the_interval():
+    # a hazard that flattens after depth 3, a trend that keeps rising: it overshoots at 4 and 5
+    table = pd.DataFrame(
+        {
+            "action_page_id": [0, 1, 2, 3, 4, 5],
+            "pages": [1000, 800, 600, 400, 150, 50],
+            "rate": [0.40, 0.10, 0.15, 0.20, 0.21, 0.22],
+            "ci_low": [0.37, 0.08, 0.12, 0.16, 0.15, 0.12],
+            "ci_high": [0.43, 0.12, 0.18, 0.24, 0.28, 0.34],
+            "trend": [np.nan, 0.11, 0.15, 0.17, 0.30, 0.38],
+        }
+    )
+    fit = hypotheses.trend_fit(table)
+    assert list(fit.table["action_page_id"]) == [1, 2, 3, 4, 5]  # page 0 is outside the fit
+    assert fit.above == (4, 5)
+    assert fit.below == ()
+    assert fit.max_overshoot == pytest.approx(0.38 - 0.22)
+    assert fit.max_overshoot_depth == 5
+    assert math.isnan(fit.max_undershoot)
+    assert fit.pages_share_above == pytest.approx(200 / 2000)
+    assert fit.rises_every_page
+    # a trend below an interval, and a hazard that falls once
+    lower = table.assign(trend=[np.nan, 0.11, 0.10, 0.17, 0.22, 0.25], rate=table["rate"])
+    lower.loc[5, "rate"] = 0.20
+    fit = hypotheses.trend_fit(lower)
+    assert fit.above == () and fit.below == (2,)
+    assert fit.max_undershoot == pytest.approx(0.15 - 0.10)
+    assert math.isnan(fit.max_overshoot) and fit.pages_share_above == 0
+    assert not fit.rises_every_page
+    assert fit.fitted
+    assert not hypotheses.trend_fit(table.assign(trend=np.nan)).fitted
+
+
+def test_fatigue_trend_fit_of_a_planted_single_slope_stays_in_the_intervals():
+    fit = hypotheses.trend_fit(hypotheses.fatigue(simulate(6000, depth=0.25)).table)
+    assert len(fit.above) + len(fit.below) <= 1  # the model is right: at most a chance miss
+
+
 def test_hour_compares_night_with_evening_at_the_same_depth():
     planted = hypotheses.hour_of_day(simulate(12000, night=0.8, seed=1))
     assert planted.ci_low < math.exp(0.8) < planted.ci_high
@@ -202,6 +240,14 @@ def test_hour_compares_night_with_evening_at_the_same_depth():
     none = hypotheses.hour_of_day(simulate(12000, night=0.0, seed=1))
     assert none.verdict != "supported"
     assert none.ci_low < 1.0 < none.ci_high
+
+
+def test_hour_details_name_the_hours_of_the_highest_and_lowest_churn():
+    result = hypotheses.hour_of_day(simulate(4000, night=0.8, seed=2))
+    table, d = result.table, result.details
+    assert d["peak_rate"] == table["rate"].max() and d["low_rate"] == table["rate"].min()
+    assert table.set_index("hour").loc[d["peak_hour"], "rate"] == d["peak_rate"]
+    assert d["peak_hour"] in hypotheses.NIGHT_HOURS or d["peak_rate"] > d["night_rate"]
 
 
 def test_hour_is_untestable_without_hours():
@@ -227,6 +273,23 @@ def test_engagement_and_purchase_power_effects_have_the_planted_sign():
 
 
 @pytest.mark.filterwarnings("error::statsmodels.tools.sm_exceptions.SingularMatrixWarning")
+def test_engagement_details_count_the_depth_bands_where_engaged_pages_stay_more():
+    retained = hypotheses.engagement_retention(simulate(4000, engaged=-1.0, seed=4)).details
+    assert retained["depth_bands"] == len(hypotheses.DEPTH_BANDS)
+    assert retained["depth_bands_engaged_higher"] == retained["depth_bands"]
+    reversed_ = hypotheses.engagement_retention(simulate(4000, engaged=1.5, seed=4)).details
+    assert reversed_["depth_bands_engaged_higher"] == 0
+
+
+def test_strongest_ratio_is_the_estimate_farthest_from_one():
+    results = explore.run_all(simulate(1500, depth=0.2, engaged=-1.5, seed=5), n_boot=20)
+    top = verdicts.strongest_ratio(results.hypotheses)
+    ratios = [r for r in results.hypotheses if r.scale == "ratio" and np.isfinite(r.estimate)]
+    assert top is not None and top.scale == "ratio"
+    assert abs(math.log(top.estimate)) == max(abs(math.log(r.estimate)) for r in ratios)
+    assert verdicts.strongest_ratio([]) is None
+
+
 def test_a_covariate_that_does_not_vary_is_left_out_not_a_singular_design():
     # one purchase-power level only (a log of one segment): the tests adjusted for purchase
     # power still estimate their effect instead of failing on a singular design matrix

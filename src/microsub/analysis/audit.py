@@ -14,6 +14,7 @@ import pandas as pd
 from microsub.analysis.describe import pages_frame
 from microsub.analysis.features import FEATURE_SETS, FeatureSet
 from microsub.contract import PROTECTED_COLUMNS
+from microsub.fmt import format_number, format_percent
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _proxies(frame: pd.DataFrame, features: list[str]) -> AuditCheck:
         "no feature is a strong proxy of a protected attribute",
         "review" if worst >= PROXY_LIMIT else "pass",
         f"largest absolute Spearman correlation of a feature with a protected attribute: "
-        f"{worst:.3f} "
+        f"{format_number(worst)} "
         f"({worst_pair[0]} vs {worst_pair[1]}); limit {PROXY_LIMIT}",
     )
 
@@ -212,14 +213,12 @@ def _calendar(frame: pd.DataFrame) -> tuple[AuditCheck, AuditCheck, AuditCheck]:
 def _hour(frame: pd.DataFrame) -> AuditCheck:
     """Check 7: the hour of day is recorded."""
     has_hour = "hour" in frame.columns and frame["hour"].notna().any()
-    return (
-        AuditCheck(
-            "hour of day recorded",
-            "pass" if has_hour else "cannot meet",
-            (
-                f"hour present on {frame['hour'].notna().mean():.1%} of pages"
-                if has_hour
-                else "the log's layout has no hour: the hour hypothesis cannot be tested"
-            ),
-        )
+    return AuditCheck(
+        "hour of day recorded",
+        "pass" if has_hour else "cannot meet",
+        (
+            f"hour present on {format_percent(frame['hour'].notna().mean())} of pages"
+            if has_hour
+            else "the log's layout has no hour: the hour hypothesis cannot be tested"
+        ),
     )

@@ -61,6 +61,7 @@ CORRELATION_COLUMNS = (
     "n_carts",
     "n_favs",
     "n_purchases",
+    "engagement",
     "reward",
     "mean_ctr",
     "mean_cvr",
@@ -98,6 +99,11 @@ class RewardDistribution:
     def n_nonzero(self) -> int:
         return int(len(self.values))
 
+    @property
+    def min(self) -> float:
+        """Smallest positive value (Yuan; NaN when no page sells anything)."""
+        return float(self.values.min()) if len(self.values) else math.nan
+
 
 @dataclass(frozen=True)
 class SurvivalCurves:
@@ -118,6 +124,27 @@ class SurvivalCurves:
     summary: pd.DataFrame
     logrank_statistic: float
     logrank_p: float
+
+    @property
+    def smallest_gap_at(self) -> float:
+        """Smallest difference between two groups' S(:data:`SURVIVAL_AT`) (a share of sessions;
+        NaN with fewer than two groups)."""
+        values = (
+            np.sort(self.summary["survival_at"].to_numpy(dtype=float))
+            if len(self.summary)
+            else np.array([])
+        )
+        values = values[np.isfinite(values)]
+        return float(np.diff(values).min()) if len(values) > 1 else math.nan
+
+    @property
+    def max_band_width(self) -> float:
+        """Width of the widest confidence band, ``ci_high − ci_low`` over every group and t
+        (a share of sessions; NaN without curves)."""
+        if self.curves.empty:
+            return math.nan
+        width = (self.curves["ci_high"] - self.curves["ci_low"]).to_numpy(dtype=float)
+        return float(np.nanmax(width)) if np.isfinite(width).any() else math.nan
 
 
 def pages_frame(pages: pd.DataFrame) -> pd.DataFrame:

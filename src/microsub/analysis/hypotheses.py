@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,70 @@ def fatigue(pages: pd.DataFrame) -> HypothesisResult:
     )
 
 
+@dataclass(frozen=True)
+class TrendFit:
+    """How the fatigue trend, one logistic slope over pages 1-11, meets the observed hazard.
+
+    Attributes:
+        table: one row per depth d >= 1 of :func:`fatigue`'s table: ``action_page_id``,
+            ``pages`` (at risk), ``rate``, ``ci_low``, ``ci_high``, ``trend`` (shares),
+            ``gap`` (trend − rate, a share: positive where the trend overshoots) and
+            ``outside`` (``"above"`` or ``"below"`` the interval, or ``""``).
+        above, below: the depths where the trend lies above or below the observed interval.
+        max_overshoot: the largest gap at the ``above`` depths (a share; NaN when none).
+        max_overshoot_depth: the depth of that gap (NaN when none).
+        max_undershoot: the largest rate − trend at the ``below`` depths (a share; NaN when
+            none).
+        pages_share_above: share of the fit's pages (depths >= 1) at the ``above`` depths.
+        rises_every_page: the observed hazard rises from each depth d >= 1 to the next.
+        fitted: whether there is a trend at all (False when the fatigue test could not run).
+    """
+
+    table: pd.DataFrame
+    above: tuple[int, ...]
+    below: tuple[int, ...]
+    max_overshoot: float
+    max_overshoot_depth: float
+    max_undershoot: float
+    pages_share_above: float
+    rises_every_page: bool
+    fitted: bool
+
+
+def trend_fit(table: pd.DataFrame) -> TrendFit:
+    """Where the fitted fatigue trend leaves the observed hazard's intervals.
+
+    A single slope on the log-odds scale cannot bend: where the observed hazard flattens (at
+    the deepest pages, which few sessions reach, so that they weigh little in the fit) the
+    trend runs on and overshoots it.
+
+    Args:
+        table: :func:`fatigue`'s ``result.table`` (``action_page_id``, ``pages``, ``rate``,
+            ``ci_low``, ``ci_high``, ``trend``).
+    """
+    t = table[table["action_page_id"] >= 1].reset_index(drop=True)
+    t = t[["action_page_id", "pages", "rate", "ci_low", "ci_high", "trend"]].copy()
+    t["gap"] = t["trend"] - t["rate"]
+    t["outside"] = np.select(
+        [t["trend"] > t["ci_high"], t["trend"] < t["ci_low"]], ["above", "below"], default=""
+    )
+    over, under = t[t["outside"] == "above"], t[t["outside"] == "below"]
+    worst = over.loc[over["gap"].idxmax()] if len(over) else None
+    total = float(t["pages"].sum())
+    rates = t["rate"].to_numpy()
+    return TrendFit(
+        table=t,
+        above=tuple(int(d) for d in over["action_page_id"]),
+        below=tuple(int(d) for d in under["action_page_id"]),
+        max_overshoot=float(worst["gap"]) if worst is not None else math.nan,
+        max_overshoot_depth=float(worst["action_page_id"]) if worst is not None else math.nan,
+        max_undershoot=float(-under["gap"].min()) if len(under) else math.nan,
+        pages_share_above=float(over["pages"].sum()) / total if total else math.nan,
+        rises_every_page=bool(len(rates) > 1 and (np.diff(rates) > 0).all()),
+        fitted=bool(t["trend"].notna().any()),
+    )
+
+
 def hour_of_day(
     pages: pd.DataFrame,
     night: Sequence[int] = NIGHT_HOURS,
@@ -157,7 +222,8 @@ def hour_of_day(
     logit h = a + b·[night] + depth fixed effects, clustered by session; the estimate is the
     odds ratio exp(b), night against evening at the same depth (night sessions are shorter, so
     an unadjusted rate would mix the hour with the depth mix). ``details`` holds each window's
-    leave rate and mean pages per session.
+    leave rate and mean pages per session, and the hours of the highest and lowest churn rate
+    (``peak_hour``, ``peak_rate``, ``low_hour``, ``low_rate``).
     """
     frame = pages_frame(pages)
     known = frame[frame["known"] & frame["hour"].notna()]
@@ -185,6 +251,13 @@ def hour_of_day(
                 sessions.loc[sessions["hour"].isin(hours), "pages"].mean()
             )
             details[f"{label}_sessions"] = float(part["session_id"].nunique())
+        peak, low = table.loc[table["rate"].idxmax()], table.loc[table["rate"].idxmin()]
+        details.update(
+            peak_hour=float(peak["hour"]),
+            peak_rate=float(peak["rate"]),
+            low_hour=float(low["hour"]),
+            low_rate=float(low["rate"]),
+        )
     return make_result(
         key="hour",
         name="Hour of day",
@@ -313,7 +386,9 @@ def engagement_retention(pages: pd.DataFrame) -> HypothesisResult:
     logit h = a + b·[engagement > 0] + c·(purchase power) + depth fixed effects on pages with a
     known outcome, clustered by session; the estimate is the odds ratio of leaving exp(b)
     (below 1: engaged pages are followed by a next page more often). The table holds the
-    retention rate 1 − h per engagement level (0, 1, 2, 3, 4+) and depth band.
+    retention rate 1 − h per engagement level (0, 1, 2, 3, 4+) and depth band; ``details``
+    the retention of engaged and other pages, and in how many of the ``depth_bands`` the
+    engaged pages are retained more often (``depth_bands_engaged_higher``).
     """
     frame = pages_frame(pages)
     rows = frame[frame["known"]].copy()
@@ -339,10 +414,18 @@ def engagement_retention(pages: pd.DataFrame) -> HypothesisResult:
     details: dict[str, float] = {}
     if coef is not None:
         y = rows["done"].to_numpy()
+        band = rows["depth_band"].to_numpy()
+        gaps = [
+            1 - y[(band == b) & (engaged == 1)].mean() > 1 - y[(band == b) & (engaged == 0)].mean()
+            for b in DEPTH_BANDS
+            if ((band == b) & (engaged == 1)).any() and ((band == b) & (engaged == 0)).any()
+        ]
         details = {
             "retention_engaged": float(1 - y[engaged == 1].mean()),
             "retention_not_engaged": float(1 - y[engaged == 0].mean()),
             "engaged_share": float(engaged.mean()),
+            "depth_bands": float(len(gaps)),
+            "depth_bands_engaged_higher": float(sum(gaps)),
         }
     return make_result(
         key="engagement",

@@ -258,6 +258,14 @@ def adjust(
     return tuple(adjusted)
 
 
+def strongest_ratio(results: Iterable[HypothesisResult]) -> HypothesisResult | None:
+    """The ratio-scaled result whose estimate lies farthest from 1 (largest |ln estimate|),
+    or None when no result has a finite ratio estimate."""
+    ratios = [r for r in results if r.scale == "ratio" and np.isfinite(r.estimate)]
+    ratios = [r for r in ratios if r.estimate > 0]
+    return max(ratios, key=lambda r: abs(math.log(r.estimate)), default=None)
+
+
 def verdict_table(results: Iterable[HypothesisResult]) -> pd.DataFrame:
     """One row per hypothesis: ``hypothesis``, ``statistic``, ``estimate``, ``ci_low``,
     ``ci_high``, ``p_adjusted``, ``sessions``, ``verdict``."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 from microsub.pipeline.business import business_case, gate_results
 from microsub.pipeline.cache import cached, code_digest
 from microsub.pipeline.context import Context, read_pages
-from microsub.pipeline.explore import calibration, exploration
+from microsub.pipeline.explore import calibration, exploration, generator_recovery
 from microsub.pipeline.ingest import ingest_raw, ingest_uri
 from microsub.pipeline.raw import RawInput, generate_synthetic, prepare_raw
 from microsub.pipeline.run import STAGES, context, run
@@ -45,6 +45,7 @@ __all__ = [
     "exploration",
     "gate_results",
     "generate_synthetic",
+    "generator_recovery",
     "ingest_raw",
     "ingest_uri",
     "prepare_raw",

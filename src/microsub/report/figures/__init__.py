@@ -10,6 +10,7 @@ from __future__ import annotations
 from microsub.report.figures.base import COLORS, WIDTH, style
 from microsub.report.figures.business import breakeven, net_value, qini_curves, selection_by_group
 from microsub.report.figures.explore import (
+    HEATMAP_COLUMNS,
     class_balance,
     correlation_heatmap,
     engagement,
@@ -36,6 +37,7 @@ from microsub.report.figures.sim import policy_values, sim_gap, slot_curve, vali
 
 __all__ = [
     "COLORS",
+    "HEATMAP_COLUMNS",
     "WIDTH",
     "breakeven",
     "calibration_curves",

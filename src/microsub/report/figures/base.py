@@ -54,6 +54,16 @@ def set_font_scale(scale: float) -> None:
     if not scale > 0:
         raise ValueError(f"font scale must be positive, got {scale!r}")
     _TEXT["scale"] = float(scale)
+#: Colours, markers and line styles of ordered groups drawn side by side (purchase-power
+#: groups, depth bands): blue, orange and green of the colour-blind palette, never the orange
+#: and the vermillion together (neighbours a reader cannot tell apart in thin lines), each with
+#: its own marker and dash so that the groups differ without colour too.
+GROUP_STYLES = (
+    {"color": "#0173b2", "marker": "o", "linestyle": "-"},
+    {"color": "#de8f05", "marker": "s", "linestyle": "--"},
+    {"color": "#029e73", "marker": "^", "linestyle": "-."},
+    {"color": "#cc78bc", "marker": "D", "linestyle": ":"},
+)
 
 
 @contextmanager
@@ -109,6 +119,15 @@ def log_count_axis(ax: Axes) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def plain_log_axis(ax: Axes, axis: str = "y") -> None:
+    """Plain numbers (1, 10, 100, 1,000 rather than 10^0 ... 10^3) on a logarithmic axis, no
+    minor labels."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, numticks=12))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def ratio_axis(ax: Axes) -> None:
     """Readable ticks on a logarithmic ratio axis (0.5, 1, 2 rather than 5 x 10^-1)."""
 
@@ -127,4 +146,4 @@ def rate_errorbars(ax: Axes, x: np.ndarray, table: pd.DataFrame, **kwargs: Any) 
     rate = table["rate"].to_numpy()
     err = np.vstack([rate - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - rate])
     err = np.nan_to_num(np.clip(err, 0.0, None))  # rounding can leave -1e-17 at a 0 % rate
-    ax.errorbar(x, rate, yerr=err, capsize=2.5, marker="o", markersize=4, **kwargs)
+    ax.errorbar(x, rate, yerr=err, **{"capsize": 2.5, "marker": "o", "markersize": 4, **kwargs})

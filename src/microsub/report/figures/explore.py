@@ -11,19 +11,35 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from microsub.analysis.describe import RewardDistribution, SurvivalCurves
-from microsub.analysis.verdicts import HypothesisResult
+from microsub.analysis.hypotheses import trend_fit
+from microsub.analysis.verdicts import MARGINS, HypothesisResult
+from microsub.fmt import format_count, format_number, format_percent
 from microsub.report.figures.base import (
     COLORS,
+    GROUP_STYLES,
     WIDTH,
     log_count_axis,
     new_figure,
     percent_axis,
+    plain_log_axis,
     rate_errorbars,
     ratio_axis,
     style,
     thousands_axis,
 )
-from microsub.report.labels import LABELS
+from microsub.report.labels import label
+
+#: Columns of the book's correlation heatmap: the golden features and the two targets (page
+#: value is the reward, so it appears once, as the value target).
+HEATMAP_COLUMNS = (
+    "action_page_id",
+    "state_purchase_power",
+    "hour_sin",
+    "hour_cos",
+    "engagement",
+    "reward",
+    "done",
+)
 
 
 def class_balance(balance: pd.DataFrame) -> Figure:
@@ -40,7 +56,7 @@ def class_balance(balance: pd.DataFrame) -> Figure:
             ax.text(
                 bar.get_width(),
                 bar.get_y() + bar.get_height() / 2,
-                f"  {n:,} ({share:.1%})",
+                f"  {format_count(n)} ({format_percent(share)})",
                 va="center",
                 fontsize=9,
             )
@@ -48,47 +64,69 @@ def class_balance(balance: pd.DataFrame) -> Figure:
         ax.set_ylabel("")
         thousands_axis(ax)
         ax.invert_yaxis()
-        ax.set_xlim(0, balance["pages"].max() * 1.3)
-        ax.set_title("Class balance of the churn label (done)")
+        ax.set_xlim(0, balance["pages"].max() * 1.4)
+        ax.set_title("Class balance of the churn label")
     return fig
 
 
 def correlation_heatmap(
-    corr: pd.DataFrame, *, height: float = 6.2, annotate: bool = True
+    corr: pd.DataFrame,
+    *,
+    height: float = 4.4,
+    annotate: bool = True,
+    columns: Sequence[str] = HEATMAP_COLUMNS,
+    threshold: float = MARGINS["correlation"],
 ) -> Figure:
-    """Lower-triangle heatmap of a correlation matrix (values from −1 to 1).
+    """Lower-triangle heatmap of the rank correlations between a few columns (−1 to 1).
 
     Args:
-        corr: square correlation frame (:func:`microsub.hypotheses.correlation_matrix`).
+        corr: square correlation frame (:func:`microsub.analysis.describe.correlation_matrix`).
         height: figure height in inches (the width follows, the cells stay square).
-        annotate: write each correlation in its cell (too small to read on a slide).
+        annotate: write the correlation in each cell whose absolute value is at least
+            ``threshold`` (cells below it are negligible and left blank).
+        columns: the columns shown, in order (those absent from ``corr`` are skipped); the
+            default is :data:`HEATMAP_COLUMNS`.
+        threshold: smallest absolute correlation written in its cell (the chapter's margin of
+            a negligible rank correlation).
     """
-
-    labels = [LABELS.get(c, c) for c in corr.columns]
-    mask = np.triu(np.ones(corr.shape, dtype=bool), k=1)
+    cols = [c for c in columns if c in corr.columns]
+    sub = corr.loc[cols, cols]
+    # lower triangle without the diagonal of ones: rows 2..k against columns 1..k-1
+    shown = sub.iloc[1:, :-1]
+    mask = np.triu(np.ones(shown.shape, dtype=bool), k=1)
+    text = np.where(
+        annotate & ~mask & (shown.abs().to_numpy() >= threshold),
+        np.vectorize(lambda v: format_number(v, 2))(shown.to_numpy()),
+        "",
+    )
     with style():
-        fig, ax = new_figure(height=height, width=WIDTH * height / 6.2)
+        fig, ax = new_figure(height=height, width=min(WIDTH, height * 1.45))
         sns.heatmap(
-            corr.to_numpy(),
+            shown.to_numpy(),
             mask=mask,
             vmin=-1,
             vmax=1,
             center=0,
             cmap="vlag",
-            annot=annotate,
-            fmt=".2f",
-            annot_kws={"fontsize": 7},
+            annot=text if annotate else False,
+            fmt="",
+            annot_kws={"fontsize": 9},
             square=True,
-            linewidths=0.4,
-            xticklabels=labels,
-            yticklabels=labels,
-            cbar_kws={"label": "Spearman correlation", "shrink": 0.7},
+            linewidths=0.6,
+            xticklabels=[label(c) for c in shown.columns],
+            yticklabels=[label(c) for c in shown.index],
+            cbar_kws={
+                "label": "Spearman rank correlation",
+                "shrink": 0.8,
+                "ticks": [-1, -0.5, 0, 0.5, 1],
+            },
             ax=ax,
         )
-        for label in ax.get_xticklabels():
-            label.set(rotation=55, ha="right", rotation_mode="anchor")
+        for tick in ax.get_xticklabels():
+            tick.set(rotation=35, ha="right", rotation_mode="anchor")
+        ax.tick_params(axis="y", rotation=0)
         ax.grid(False)
-        ax.set_title("Rank correlations between page columns")
+        ax.set_title("Rank correlations: golden features and targets")
     return fig
 
 
@@ -106,49 +144,100 @@ def reward_distribution(rewards: RewardDistribution) -> Figure:
             ax.text(
                 med,
                 ax.get_ylim()[1] * 0.95,
-                f" median {med:,.0f} Yuan",
+                f" median {format_number(med)} Yuan",
                 va="top",
                 color=COLORS["accent"],
                 fontsize=9,
             )
+            plain_log_axis(ax, "x")
         ax.set_xlabel("page reward, pages with a purchase (Yuan, log scale)")
         ax.set_ylabel("pages")
-        ax.set_title(f"Non-zero rewards: {rewards.share_nonzero:.1%} of pages sell something")
+        ax.set_title(
+            f"Non-zero rewards: {format_percent(rewards.share_nonzero)} of pages sell something"
+        )
     return fig
 
 
-def survival_curves(survival: SurvivalCurves) -> Figure:
-    """Kaplan-Meier curves of sessions by purchase-power group, with their confidence bands."""
+def survival_curves(survival: SurvivalCurves, *, height: float = 4.4) -> Figure:
+    """Kaplan-Meier curves of sessions by purchase-power group, one column per group: the curve
+    with its confidence band (shaded, its bounds marked at every t) and the other groups in grey
+    behind it for comparison (top), and the band's width at every t in percentage points
+    (bottom), so that a band too narrow to see at the curve's scale still shows; ``height`` in
+    inches."""
+    groups = list(survival.curves.groupby("group", sort=False)) if len(survival.curves) else []
+    k = max(len(groups), 1)
     with style():
-        fig, ax = new_figure(height=3.8)
-        colors = [COLORS["accent"], COLORS["second"], COLORS["main"], COLORS["third"]]
-        for (group, curve), color in zip(
-            survival.curves.groupby("group", sort=False), colors, strict=False
-        ):
-            ax.step(curve["pages"], curve["survival"], where="post", color=color, label=group)
-            ax.fill_between(
+        fig, axes = new_figure(
+            2,
+            k,
+            height=height,
+            sharex=True,
+            sharey="row",
+            squeeze=False,
+            gridspec_kw={"height_ratios": [3, 1]},
+        )
+        for (top, bottom), (group, curve), look in zip(axes.T, groups, GROUP_STYLES, strict=False):
+            for other, rest in groups:
+                if other != group:
+                    top.step(
+                        rest["pages"],
+                        rest["survival"],
+                        where="post",
+                        color=COLORS["muted"],
+                        lw=0.8,
+                        alpha=0.6,
+                    )
+            color = look["color"]
+            top.fill_between(
                 curve["pages"],
                 curve["ci_low"],
                 curve["ci_high"],
                 step="post",
                 color=color,
-                alpha=0.2,
+                alpha=0.35,
                 lw=0,
             )
-        ax.set_xlabel("pages seen (t)")
-        ax.set_ylabel("sessions still running after t pages")
-        percent_axis(ax)
-        ax.set_ylim(0, 1.02)
-        ax.set_xticks(range(0, int(survival.curves["pages"].max()) + 1))
-        ax.legend(title="purchase power")
-        ax.set_title("Session survival by purchase-power group (Kaplan-Meier)")
+            top.step(
+                curve["pages"], curve["survival"], where="post", color=color, lw=1.6, label=group
+            )
+            err = np.clip(
+                np.vstack(
+                    [curve["survival"] - curve["ci_low"], curve["ci_high"] - curve["survival"]]
+                ),
+                0,
+                None,
+            )
+            top.errorbar(
+                curve["pages"],
+                curve["survival"],
+                yerr=np.nan_to_num(err),
+                fmt="none",
+                ecolor=color,
+                elinewidth=1,
+                capsize=2.5,
+            )
+            top.set_title(str(group), fontsize=10)
+            width = (curve["ci_high"] - curve["ci_low"]).to_numpy(dtype=float) * 100
+            bottom.bar(curve["pages"], np.nan_to_num(width), color=color, alpha=0.6)
+            bottom.set_xlabel("pages seen (t)")
+            bottom.set_xticks(range(0, int(curve["pages"].max()) + 1, 2))
+        axes[0, 0].set_ylabel("sessions still running\nafter t pages")
+        percent_axis(axes[0, 0])
+        axes[0, 0].set_ylim(0, 1.02)
+        axes[1, 0].set_ylabel("band width\n(points)")
+        groups_of = f"{label('state_purchase_power')} group"
+        fig.suptitle(
+            f"Session survival by {groups_of} (Kaplan-Meier, 95 % bands)",
+            fontsize=11,
+            fontweight="bold",
+        )
     return fig
 
 
 def fatigue(result: HypothesisResult, *, height: float = 4.6) -> Figure:
     """Hazard of leaving by page depth (with intervals) and the fitted trend past the first
-    page, above the number of sessions at risk (the survivors the hazard is computed on);
-    ``height`` in inches."""
+    page, the depths where the trend overshoots the observed interval shaded, above the number
+    of sessions at risk (the survivors the hazard is computed on); ``height`` in inches."""
     t = result.table
     with style():
         fig, (ax, ax2) = new_figure(
@@ -163,8 +252,18 @@ def fatigue(result: HypothesisResult, *, height: float = 4.6) -> Figure:
                 color=COLORS["accent"],
                 ls="--",
                 lw=1.2,
-                label="logistic trend, pages 1-11",
+                label="logistic trend (one slope), pages 1-11",
             )
+            above = trend_fit(t).above
+            if above:
+                ax.axvspan(
+                    min(above) - 0.5,
+                    max(above) + 0.5,
+                    color=COLORS["muted"],
+                    alpha=0.15,
+                    lw=0,
+                    label="trend above the observed interval",
+                )
         ax.set_ylabel("share leaving after the page")
         percent_axis(ax)
         ax.legend(loc="upper left")
@@ -173,7 +272,7 @@ def fatigue(result: HypothesisResult, *, height: float = 4.6) -> Figure:
         ax2.set_yscale("log")
         log_count_axis(ax2)
         ax2.set_ylabel("at risk\n(pages, log)")
-        ax2.set_xlabel("page depth (action_page_id)")
+        ax2.set_xlabel(label("action_page_id"))
         ax2.set_xticks(x)
     return fig
 
@@ -201,7 +300,7 @@ def hour_of_day(result: HypothesisResult) -> Figure:
                         color=color,
                         fontsize=9,
                     )
-        ax.set_xlabel("hour of day (h)")
+        ax.set_xlabel(f"{label('hour')} (h)")
         ax.set_ylabel("share of pages followed by leaving")
         percent_axis(ax)
         ax.set_xticks(range(0, 24, 2))
@@ -245,23 +344,24 @@ def purchase_power(value: HypothesisResult, churn: HypothesisResult) -> Figure:
                 },
             )
             ax.set_yscale("log")
+            plain_log_axis(ax, "y")
             top = ax.get_ylim()[1]
             for i, (_, r) in enumerate(tv[tv.buying_sessions > 0].iterrows(), start=1):
                 ax.text(
                     i,
                     top,
-                    f"{r.buying_share:.0%}",
+                    format_percent(r.buying_share, 2),
                     ha="center",
                     va="bottom",
                     fontsize=8,
                     color=COLORS["muted"],
                 )
-        ax.set_xlabel("purchase power (level as logged)")
+        ax.set_xlabel(f"{label('state_purchase_power')} (level as logged)")
         ax.set_ylabel("total session reward,\nbuying sessions (Yuan, log)")
         ax.set_title("Spend per buying session\n(grey: share of sessions that buy)", pad=14)
         if len(tc):
             rate_errorbars(ax2, tc["state_purchase_power"].to_numpy(), tc, color=COLORS["main"])
-        ax2.set_xlabel("purchase power (level as logged)")
+        ax2.set_xlabel(f"{label('state_purchase_power')} (level as logged)")
         ax2.set_ylabel("share of pages followed by leaving")
         percent_axis(ax2)
         ax2.set_title("Churn rate per page\n", pad=14)
@@ -272,20 +372,21 @@ def engagement(result: HypothesisResult) -> Figure:
     """Retention at t + 1 (share of pages followed by a next page) by engagement on page t,
     one line per depth band (95 % cluster-adjusted intervals)."""
     t = result.table
-    colors = [COLORS["accent"], COLORS["second"], COLORS["main"]]
     with style():
         fig, ax = new_figure(height=3.6)
-        for (band, part), color in zip(t.groupby("depth_band", sort=False), colors, strict=False):
+        for (band, part), look in zip(
+            t.groupby("depth_band", sort=False), GROUP_STYLES, strict=False
+        ):
             part = part.sort_values("engagement_level")
             x = part["engagement_level"].to_numpy(dtype=float)
-            rate_errorbars(ax, x, part, color=color, label=band)
+            rate_errorbars(ax, x, part, label=band, **look)
         levels = sorted(t["engagement_level"].unique())
         ax.set_xticks(levels)
         ax.set_xticklabels([f"{v}+" if v == max(levels) else str(v) for v in levels])
-        ax.set_xlabel("engagement on page t (clicks + carts)")
+        ax.set_xlabel(f"{label('engagement')} on page t (clicks + carts)")
         ax.set_ylabel("share asking for page t + 1")
         percent_axis(ax)
-        ax.legend(title="depth of page t")
+        ax.legend(title=f"{label('action_page_id')} of page t")
         ax.set_title("Engagement and retention at the next page")
     return fig
 
@@ -296,15 +397,15 @@ def purchase_reset(result: HypothesisResult) -> Figure:
     t = result.table
     with style():
         fig, ax = new_figure(height=3.6)
-        for flag, label, color, shift in (
+        for flag, name, color, shift in (
             (0, "previous page without purchase", COLORS["main"], -0.12),
             (1, "page right after a purchase", COLORS["accent"], 0.12),
         ):
             part = t[t["after_purchase"] == flag].sort_values("action_page_id")
             if len(part):
                 x = part["action_page_id"].to_numpy(dtype=float) + shift
-                rate_errorbars(ax, x, part, color=color, label=label, lw=1)
-        ax.set_xlabel("page depth (action_page_id)")
+                rate_errorbars(ax, x, part, color=color, label=name, lw=1)
+        ax.set_xlabel(label("action_page_id"))
         ax.set_ylabel("share leaving after the page")
         percent_axis(ax)
         ax.set_xticks(sorted(t["action_page_id"].unique()))
@@ -340,14 +441,18 @@ def item_mix(churn: HypothesisResult, spend: HypothesisResult) -> Figure:
     return fig
 
 
+#: Colour of each verdict in the verdict figure.
+VERDICT_COLORS = {
+    "supported": COLORS["third"],
+    "not supported": COLORS["accent"],
+    "inconclusive": COLORS["muted"],
+}
+
+
 def verdicts(results: Sequence[HypothesisResult]) -> Figure:
     """The ratio-scaled estimates of the hypothesis family with their intervals (log axis),
-    coloured by verdict; estimates on a difference scale are left out."""
-    colors = {
-        "supported": COLORS["third"],
-        "not supported": COLORS["accent"],
-        "inconclusive": COLORS["muted"],
-    }
+    coloured by verdict, with a legend of the verdicts that occur; estimates on a difference
+    scale are left out."""
     rows = [r for r in results if r.scale == "ratio" and np.isfinite(r.estimate)]
     with style():
         fig, ax = new_figure(height=0.45 * max(len(rows), 2) + 1.0)
@@ -358,7 +463,7 @@ def verdicts(results: Sequence[HypothesisResult]) -> Figure:
                 xerr=[[r.estimate - r.ci_low], [r.ci_high - r.estimate]],
                 fmt="o",
                 capsize=3,
-                color=colors[r.verdict],
+                color=VERDICT_COLORS[r.verdict],
             )
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels([r.name for r in rows[::-1]])
@@ -366,8 +471,11 @@ def verdicts(results: Sequence[HypothesisResult]) -> Figure:
         ax.set_xscale("log")
         ratio_axis(ax)
         ax.set_xlabel("ratio (odds ratio or ratio of means; log scale)")
-        for verdict, color in colors.items():
-            ax.plot([], [], "o", color=color, label=verdict)
-        ax.legend(loc="lower left")
+        present = {r.verdict for r in rows}
+        for verdict, color in VERDICT_COLORS.items():
+            if verdict in present:
+                ax.plot([], [], "o", color=color, label=verdict)
+        if present:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="verdict")
         ax.set_title("Hypotheses: estimates with their intervals")
     return fig
