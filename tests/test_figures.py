@@ -11,7 +11,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from microsub.analysis import describe, explore, hypotheses
+from microsub.analysis import describe, explore
 from microsub.analysis.verdicts import MARGINS
 from microsub.fmt import format_number
 from microsub.models import benchmark, specs
@@ -195,7 +195,7 @@ def test_fatigue_figure_shades_the_depths_where_the_trend_overshoots(exploration
     assert len(shaded) == 1
     x0, x1 = shaded[0].get_x(), shaded[0].get_x() + shaded[0].get_width()
     assert (x0, x1) == pytest.approx((8.5, 11.5))
-    assert hypotheses.trend_fit(table).above == (9, 10, 11)
+    assert describe.trend_fit(table).above == (9, 10, 11)
     inside = table.assign(trend=table["rate"].where(table["action_page_id"] >= 1))
     fig = figures.fatigue(dataclasses.replace(result, table=inside))
     assert not [p for p in fig.axes[0].patches if p.get_label().startswith("trend above")]

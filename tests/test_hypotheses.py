@@ -205,7 +205,7 @@ def test_trend_fit_finds_the_depths_where_the_trend_overshoots_the_interval():
             "trend": [np.nan, 0.11, 0.15, 0.17, 0.30, 0.38],
         }
     )
-    fit = hypotheses.trend_fit(table)
+    fit = describe.trend_fit(table)
     assert list(fit.table["action_page_id"]) == [1, 2, 3, 4, 5]  # page 0 is outside the fit
     assert fit.above == (4, 5)
     assert fit.below == ()
@@ -217,17 +217,17 @@ def test_trend_fit_finds_the_depths_where_the_trend_overshoots_the_interval():
     # a trend below an interval, and a hazard that falls once
     lower = table.assign(trend=[np.nan, 0.11, 0.10, 0.17, 0.22, 0.25], rate=table["rate"])
     lower.loc[5, "rate"] = 0.20
-    fit = hypotheses.trend_fit(lower)
+    fit = describe.trend_fit(lower)
     assert fit.above == () and fit.below == (2,)
     assert fit.max_undershoot == pytest.approx(0.15 - 0.10)
     assert math.isnan(fit.max_overshoot) and fit.pages_share_above == 0
     assert not fit.rises_every_page
     assert fit.fitted
-    assert not hypotheses.trend_fit(table.assign(trend=np.nan)).fitted
+    assert not describe.trend_fit(table.assign(trend=np.nan)).fitted
 
 
 def test_fatigue_trend_fit_of_a_planted_single_slope_stays_in_the_intervals():
-    fit = hypotheses.trend_fit(hypotheses.fatigue(simulate(6000, depth=0.25)).table)
+    fit = describe.trend_fit(hypotheses.fatigue(simulate(6000, depth=0.25)).table)
     assert len(fit.above) + len(fit.below) <= 1  # the model is right: at most a chance miss
 
 

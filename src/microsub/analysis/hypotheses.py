@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -142,70 +141,6 @@ def fatigue(pages: pd.DataFrame) -> HypothesisResult:
             "last_depth": float(table["action_page_id"].iloc[-1]) if len(table) else math.nan,
         },
         reason=reason,
-    )
-
-
-@dataclass(frozen=True)
-class TrendFit:
-    """How the fatigue trend, one logistic slope over pages 1-11, meets the observed hazard.
-
-    Attributes:
-        table: one row per depth d >= 1 of :func:`fatigue`'s table: ``action_page_id``,
-            ``pages`` (at risk), ``rate``, ``ci_low``, ``ci_high``, ``trend`` (shares),
-            ``gap`` (trend − rate, a share: positive where the trend overshoots) and
-            ``outside`` (``"above"`` or ``"below"`` the interval, or ``""``).
-        above, below: the depths where the trend lies above or below the observed interval.
-        max_overshoot: the largest gap at the ``above`` depths (a share; NaN when none).
-        max_overshoot_depth: the depth of that gap (NaN when none).
-        max_undershoot: the largest rate − trend at the ``below`` depths (a share; NaN when
-            none).
-        pages_share_above: share of the fit's pages (depths >= 1) at the ``above`` depths.
-        rises_every_page: the observed hazard rises from each depth d >= 1 to the next.
-        fitted: whether there is a trend at all (False when the fatigue test could not run).
-    """
-
-    table: pd.DataFrame
-    above: tuple[int, ...]
-    below: tuple[int, ...]
-    max_overshoot: float
-    max_overshoot_depth: float
-    max_undershoot: float
-    pages_share_above: float
-    rises_every_page: bool
-    fitted: bool
-
-
-def trend_fit(table: pd.DataFrame) -> TrendFit:
-    """Where the fitted fatigue trend leaves the observed hazard's intervals.
-
-    A single slope on the log-odds scale cannot bend: where the observed hazard flattens (at
-    the deepest pages, which few sessions reach, so that they weigh little in the fit) the
-    trend runs on and overshoots it.
-
-    Args:
-        table: :func:`fatigue`'s ``result.table`` (``action_page_id``, ``pages``, ``rate``,
-            ``ci_low``, ``ci_high``, ``trend``).
-    """
-    t = table[table["action_page_id"] >= 1].reset_index(drop=True)
-    t = t[["action_page_id", "pages", "rate", "ci_low", "ci_high", "trend"]].copy()
-    t["gap"] = t["trend"] - t["rate"]
-    t["outside"] = np.select(
-        [t["trend"] > t["ci_high"], t["trend"] < t["ci_low"]], ["above", "below"], default=""
-    )
-    over, under = t[t["outside"] == "above"], t[t["outside"] == "below"]
-    worst = over.loc[over["gap"].idxmax()] if len(over) else None
-    total = float(t["pages"].sum())
-    rates = t["rate"].to_numpy()
-    return TrendFit(
-        table=t,
-        above=tuple(int(d) for d in over["action_page_id"]),
-        below=tuple(int(d) for d in under["action_page_id"]),
-        max_overshoot=float(worst["gap"]) if worst is not None else math.nan,
-        max_overshoot_depth=float(worst["action_page_id"]) if worst is not None else math.nan,
-        max_undershoot=float(-under["gap"].min()) if len(under) else math.nan,
-        pages_share_above=float(over["pages"].sum()) / total if total else math.nan,
-        rises_every_page=bool(len(rates) > 1 and (np.diff(rates) > 0).all()),
-        fitted=bool(t["trend"].notna().any()),
     )
 
 

@@ -289,6 +289,36 @@ def _fit_and_score(spec: ModelSpec, d: TaskData, config: BenchmarkConfig) -> _Fi
     )
 
 
+def _fit_all(
+    specs: list[ModelSpec], data: dict[str, TaskData], config: BenchmarkConfig,
+    progress: Progress | None,
+) -> dict[str, _Fitted]:
+    """Every spec fitted and scored, by key, in listing order (one BLAS thread each)."""
+    out = {}
+    with threadpool_limits(config.threads), warnings.catch_warnings():
+        # reported through n_iter_ and the convergence curves, not as noise in the book
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for spec in specs:
+            out[spec.key] = _fit_and_score(spec, data[spec.task], config)
+            if progress is not None:
+                progress(1)
+    return out
+
+
+def _mark_chosen(
+    selection: pd.DataFrame, metrics: pd.DataFrame, train_metrics: pd.DataFrame
+) -> dict[str, str]:
+    """The chosen model of each task (task -> key); marks ``best`` and ``tied`` on both
+    metrics tables, in place."""
+    best = {task: str(selection.loc[(selection["task"] == task) & selection["chosen"], "key"]
+                      .iloc[0]) for task in TASKS}  # fmt: skip
+    tied = selection.set_index("key")["tied"]
+    for table in (metrics, train_metrics):
+        table["best"] = table["key"].isin(best.values())
+        table["tied"] = table["key"].map(tied).astype(bool)
+    return best
+
+
 def run_benchmark(
     pages: pd.DataFrame,
     *,
@@ -318,28 +348,15 @@ def run_benchmark(
     _check_data(data)
     specs = model_specs(config, random_state)
 
-    test_rows, train_rows, estimators, predictions, validation, fit = [], [], {}, {}, {}, {}
-    with threadpool_limits(config.threads), warnings.catch_warnings():
-        # reported through n_iter_ and the convergence curves, not as noise in the book
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for spec in specs:
-            fitted = _fit_and_score(spec, data[spec.task], config)
-            test_rows.append(fitted.test_row)
-            train_rows.append(fitted.train_row)
-            estimators[spec.key], predictions[spec.key] = fitted.estimator, fitted.prediction
-            validation[spec.key], fit[spec.key] = fitted.validation, fitted.fit
-            if progress is not None:
-                progress(1)
-
-    metrics = _metrics_table(test_rows)
-    train_metrics = _metrics_table(train_rows)
+    fitted = _fit_all(specs, data, config, progress)
+    estimators = {k: f.estimator for k, f in fitted.items()}
+    predictions = {k: f.prediction for k, f in fitted.items()}
+    validation = {k: f.validation for k, f in fitted.items()}
+    fit = {k: f.fit for k, f in fitted.items()}
+    metrics = _metrics_table([f.test_row for f in fitted.values()])
+    train_metrics = _metrics_table([f.train_row for f in fitted.values()])
     selection = diagnostics.selection(metrics, data, validation, specs, config, random_state)
-    best = {task: str(selection.loc[(selection["task"] == task) & selection["chosen"], "key"]
-                      .iloc[0]) for task in TASKS}  # fmt: skip
-    tied = selection.set_index("key")["tied"]
-    for table in (metrics, train_metrics):
-        table["best"] = table["key"].isin(best.values())
-        table["tied"] = table["key"].map(tied).astype(bool)
+    best = _mark_chosen(selection, metrics, train_metrics)
 
     churn, value = data["churn"], data["value"]
     uncertainty = diagnostics.uncertainty(churn, predictions[best["churn"]], best["churn"], config,

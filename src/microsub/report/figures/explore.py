@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from microsub.analysis.describe import RewardDistribution, SurvivalCurves
-from microsub.analysis.hypotheses import trend_fit
+from microsub.analysis.describe import RewardDistribution, SurvivalCurves, trend_fit
 from microsub.analysis.verdicts import MARGINS, HypothesisResult
 from microsub.fmt import format_count, format_number, format_percent
 from microsub.report.figures.base import (
@@ -158,6 +158,29 @@ def reward_distribution(rewards: RewardDistribution) -> Figure:
     return fig
 
 
+def _survival_panel(
+    top: Axes, bottom: Axes, group: str, curve: pd.DataFrame, others: list[pd.DataFrame],
+    color: str,
+) -> None:
+    """One group's column of :func:`survival_curves`: the other groups in grey, the curve with
+    its shaded band and bound marks (``top``), the band's width in points (``bottom``)."""
+    for rest in others:
+        top.step(rest["pages"], rest["survival"], where="post", color=COLORS["muted"], lw=0.8,
+                 alpha=0.6)  # fmt: skip
+    top.fill_between(curve["pages"], curve["ci_low"], curve["ci_high"], step="post",
+                     color=color, alpha=0.35, lw=0)  # fmt: skip
+    top.step(curve["pages"], curve["survival"], where="post", color=color, lw=1.6, label=group)
+    err = np.clip(np.vstack([curve["survival"] - curve["ci_low"],
+                             curve["ci_high"] - curve["survival"]]), 0, None)  # fmt: skip
+    top.errorbar(curve["pages"], curve["survival"], yerr=np.nan_to_num(err), fmt="none",
+                 ecolor=color, elinewidth=1, capsize=2.5)  # fmt: skip
+    top.set_title(group, fontsize=10)
+    width = (curve["ci_high"] - curve["ci_low"]).to_numpy(dtype=float) * 100
+    bottom.bar(curve["pages"], np.nan_to_num(width), color=color, alpha=0.6)
+    bottom.set_xlabel("pages seen (t)")
+    bottom.set_xticks(range(0, int(curve["pages"].max()) + 1, 2))
+
+
 def survival_curves(survival: SurvivalCurves, *, height: float = 4.4) -> Figure:
     """Kaplan-Meier curves of sessions by purchase-power group, one column per group: the curve
     with its confidence band (shaded, its bounds marked at every t) and the other groups in grey
@@ -177,50 +200,8 @@ def survival_curves(survival: SurvivalCurves, *, height: float = 4.4) -> Figure:
             gridspec_kw={"height_ratios": [3, 1]},
         )
         for (top, bottom), (group, curve), look in zip(axes.T, groups, GROUP_STYLES, strict=False):
-            for other, rest in groups:
-                if other != group:
-                    top.step(
-                        rest["pages"],
-                        rest["survival"],
-                        where="post",
-                        color=COLORS["muted"],
-                        lw=0.8,
-                        alpha=0.6,
-                    )
-            color = look["color"]
-            top.fill_between(
-                curve["pages"],
-                curve["ci_low"],
-                curve["ci_high"],
-                step="post",
-                color=color,
-                alpha=0.35,
-                lw=0,
-            )
-            top.step(
-                curve["pages"], curve["survival"], where="post", color=color, lw=1.6, label=group
-            )
-            err = np.clip(
-                np.vstack(
-                    [curve["survival"] - curve["ci_low"], curve["ci_high"] - curve["survival"]]
-                ),
-                0,
-                None,
-            )
-            top.errorbar(
-                curve["pages"],
-                curve["survival"],
-                yerr=np.nan_to_num(err),
-                fmt="none",
-                ecolor=color,
-                elinewidth=1,
-                capsize=2.5,
-            )
-            top.set_title(str(group), fontsize=10)
-            width = (curve["ci_high"] - curve["ci_low"]).to_numpy(dtype=float) * 100
-            bottom.bar(curve["pages"], np.nan_to_num(width), color=color, alpha=0.6)
-            bottom.set_xlabel("pages seen (t)")
-            bottom.set_xticks(range(0, int(curve["pages"].max()) + 1, 2))
+            others = [rest for other, rest in groups if other != group]
+            _survival_panel(top, bottom, str(group), curve, others, look["color"])
         axes[0, 0].set_ylabel("sessions still running\nafter t pages")
         percent_axis(axes[0, 0])
         axes[0, 0].set_ylim(0, 1.02)
