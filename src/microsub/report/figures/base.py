@@ -22,6 +22,7 @@ from matplotlib.ticker import (
     FixedLocator,
     FuncFormatter,
     LogLocator,
+    MaxNLocator,
     NullFormatter,
     NullLocator,
     PercentFormatter,
@@ -106,9 +107,10 @@ def percent_axis(ax: Axes, axis: str = "y", decimals: int = 0) -> None:
 
 
 def thousands_axis(ax: Axes, axis: str = "x") -> None:
-
-    fmt = FuncFormatter(lambda v, _: f"{v:,.0f}")
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+    """Counts on ``axis`` with thousands separators, at most five ticks (wide labels)."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    target.set_major_locator(MaxNLocator(nbins=4, integer=True))
 
 
 def log_count_axis(ax: Axes) -> None:

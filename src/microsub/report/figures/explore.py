@@ -58,7 +58,7 @@ def class_balance(balance: pd.DataFrame) -> Figure:
                 bar.get_y() + bar.get_height() / 2,
                 f"  {format_count(n)} ({format_percent(share)})",
                 va="center",
-                fontsize=9,
+                fontsize="small",
             )
         ax.set_xlabel("pages")
         ax.set_ylabel("")
