@@ -4,6 +4,7 @@ are rebuilt only from allowed types."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -172,6 +173,20 @@ def test_one_tracking_store_serves_one_lake(tmp_path, xy) -> None:
     other = _settings(tmp_path).model_copy(update={"lake": str(tmp_path / "other-lake")})
     with pytest.raises(ConfigError, match="one tracking store per lake"):
         registry.register(other, _card("eeee"), model)
+
+
+def test_a_registry_call_leaves_no_tracking_store_behind_for_the_next_lake(
+    tmp_path, xy, monkeypatch
+) -> None:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; Settings honours that variable, so
+    # a store chosen for one lake must not become the default of the next one
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MICROSUB_MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    X, y = xy
+    registry.register(_settings(tmp_path), _card("ffff"), LogisticRegressionGD().fit(X, y))
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    fresh = Settings(data_dir=tmp_path / "elsewhere", lake=str(tmp_path / "elsewhere-lake"))
+    assert fresh.tracking_uri == f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
 
 
 @pytest.mark.s3

@@ -67,6 +67,10 @@ def _artifact_env(settings: Settings) -> dict[str, str]:
     }
 
 
+#: Variables MLflow's fluent API sets when a store is chosen.
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 @contextmanager
 def connect(settings: Settings) -> Iterator[MlflowClient]:
     """An MLflow client on the settings' tracking store, for the block.
@@ -82,7 +86,10 @@ def connect(settings: Settings) -> Iterator[MlflowClient]:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     env = _artifact_env(settings)
-    saved = {k: os.environ.get(k) for k in env}
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (for subprocesses); restored
+    # after the block, or Settings (which honours that variable) would read this store for
+    # every later lake of the process
+    saved = {k: os.environ.get(k) for k in (*env, *_MLFLOW_URI_VARIABLES)}
     os.environ.update(env)
     try:
         mlflow.set_tracking_uri(uri)
