@@ -350,9 +350,12 @@ def test_the_app_answers_503_beyond_max_in_flight_and_documents_it(trained, sess
     assert "503" in schema["paths"]["/score"]["post"]["responses"]
 
 
-def test_max_in_flight_must_be_positive(trained) -> None:
+def test_max_in_flight_must_be_positive(trained, monkeypatch) -> None:
     with pytest.raises(ServingError, match="max_in_flight must be at least 1, got 0"):
         create_app(trained.model_copy(update={"api_key": SecretStr(KEY)}), max_in_flight=0)
+    monkeypatch.setenv("MICROSUB_API_KEY", KEY)
+    result = CliRunner().invoke(cli.app, ["serve", "--lake", trained.lake, "--max-in-flight", "0"])
+    assert result.exit_code == 2 and "--max-in-flight" in result.output
 
 
 #: JSON number and value spellings that strict validation treats differently.
