@@ -1,10 +1,13 @@
 """The scoring service over real HTTP (uvicorn on a loopback port): scores equal the batch
 path's, 401 without the key, 422 that says what was wrong, /health names the models, no input
 produces a server error (schemathesis against the app's OpenAPI schema), the key is never
-logged and the service refuses to start without one."""
+logged and the service refuses to start without one; beyond its admission limit it answers 503
+with Retry-After at once; its fast path accepts only what FastAPI accepts, with the same values
+and the same answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -20,7 +23,8 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
-from pydantic import SecretStr
+from hypothesis import strategies as st
+from pydantic import SecretStr, TypeAdapter, ValidationError
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from typer.testing import CliRunner
@@ -28,7 +32,7 @@ from typer.testing import CliRunner
 from microsub import cli, pipeline
 from microsub.errors import ServingError
 from microsub.serve import scoring
-from microsub.serve.app import create_app
+from microsub.serve.app import AdmissionLimit, ScoreRequest, create_app
 
 KEY = secrets.token_urlsafe(24)
 
@@ -241,3 +245,180 @@ def test_microsub_serve_never_logs_the_key(trained, tmp_path, session) -> None:
     text = log.read_text()
     assert '"POST /score HTTP/1.1" 200' in text and '"POST /score HTTP/1.1" 401' in text
     assert KEY not in text and KEY[:-1] not in text
+
+
+def _request(path: str = "/score") -> dict:
+    return {"type": "http", "method": "POST", "path": path, "headers": []}
+
+
+def test_the_admission_limit_refuses_the_request_beyond_it_with_503_and_retry_after() -> None:
+    """Two requests held inside the app, a third refused at once; once one leaves, the next
+    gets in. Other paths are never refused."""
+    release = asyncio.Event()
+    entered: list[str] = []
+
+    async def inner(scope, receive, send) -> None:
+        entered.append(scope["path"])
+        if scope["path"] == "/score":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    limit = AdmissionLimit(inner, limit=2)
+
+    async def call(path: str = "/score") -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await limit(_request(path), receive, send)
+        return sent
+
+    async def main():
+        held = [asyncio.create_task(call()) for _ in range(2)]
+        while limit.in_flight < 2:  # let both enter
+            await asyncio.sleep(0)
+        refused = await call()
+        health = await call("/health")
+        release.set()
+        done = await asyncio.gather(*held)
+        after = await call()
+        return refused, health, done, after
+
+    refused, health, done, after = asyncio.run(main())
+    assert refused[0]["status"] == 503
+    headers = dict(refused[0]["headers"])
+    assert headers[b"retry-after"] == b"1" and headers[b"content-type"] == b"application/json"
+    assert json.loads(refused[1]["body"])["detail"].startswith("the scoring service is at capacity")
+    assert int(headers[b"content-length"]) == len(refused[1]["body"])
+    assert health[0]["status"] == 200
+    assert [d[0]["status"] for d in done] == [200, 200] and after[0]["status"] == 200
+    assert entered == ["/score", "/score", "/health", "/score"]  # the refused one never entered
+    assert limit.refused == 1 and limit.in_flight == 0
+
+
+def _in_flight(app) -> int:
+    """Requests inside ``app``'s admission limit (0 before the middleware stack is built)."""
+    layer = app.middleware_stack
+    while layer is not None and not isinstance(layer, AdmissionLimit):
+        layer = getattr(layer, "app", None)
+    return 0 if layer is None else layer.in_flight
+
+
+def test_the_app_answers_503_beyond_max_in_flight_and_documents_it(trained, session) -> None:
+    """The app's own wiring: with one request held while being scored, the next gets 503."""
+    from microsub.serve import registry
+
+    scorer = scoring.Scorer.from_models(registry.champions(trained))
+    app = create_app(trained.model_copy(update={"api_key": SecretStr(KEY)}), scorer,
+                     max_in_flight=1)  # fmt: skip
+    body = {"pages": _jsonable(session)}
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            batcher = app.state.batcher
+            release, real = asyncio.Event(), batcher.score
+
+            async def held(pages):
+                await release.wait()
+                return await real(pages)
+
+            batcher.score = held
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                first = asyncio.create_task(
+                    client.post("/score", json=body, headers={"X-API-Key": KEY})
+                )
+                while not first.done() and _in_flight(app) < 1:
+                    await asyncio.sleep(0.01)  # until the first is inside, waiting
+                second = await client.post("/score", json=body, headers={"X-API-Key": KEY})
+                health = await client.get("/health")
+                release.set()
+                return await first, second, health, (await client.get("/openapi.json")).json()
+
+    first, second, health, schema = asyncio.run(main())
+    assert first.status_code == 200
+    assert first.json()["p_leave"] == pytest.approx(scoring.score_session(session, scorer)[0],
+                                                    abs=1e-12)  # fmt: skip
+    assert second.status_code == 503 and second.headers["retry-after"] == "1"
+    assert "at capacity" in second.json()["detail"]
+    assert health.status_code == 200
+    assert "503" in schema["paths"]["/score"]["post"]["responses"]
+
+
+def test_max_in_flight_must_be_positive(trained, monkeypatch) -> None:
+    with pytest.raises(ServingError, match="max_in_flight must be at least 1, got 0"):
+        create_app(trained.model_copy(update={"api_key": SecretStr(KEY)}), max_in_flight=0)
+    monkeypatch.setenv("MICROSUB_API_KEY", KEY)
+    result = CliRunner().invoke(cli.app, ["serve", "--lake", trained.lake, "--max-in-flight", "0"])
+    assert result.exit_code == 2 and "--max-in-flight" in result.output
+
+
+#: JSON number and value spellings that strict validation treats differently.
+_TOKENS = st.sampled_from([
+    "0", "3", "11", "12", "23", "24", "-1", "50", "51", "3.0", "3e0", "1e2", "0.5", "1e-3", "-0.0",
+    "1.5e308", "1e400", "NaN", "Infinity", "-Infinity", "true", "false", "null", '"3"', '"x"',
+    "[]", "{}", "12345678901234567890123", "4.2", "0.03", "1E-2",
+])  # fmt: skip
+
+
+@st.composite
+def _bodies(draw) -> bytes:
+    """JSON request bodies near the valid ones: valid pages with fields respelled, dropped,
+    duplicated or added, pages out of order, too many pages."""
+    pages = []
+    for i in range(draw(st.integers(0, 13))):
+        fields = [(k, json.dumps(v)) for k, v in _page(action_page_id=i).items()]
+        for _ in range(draw(st.integers(0, 3))):
+            j = draw(st.integers(0, len(fields) - 1))
+            change = draw(st.sampled_from(["respell", "drop", "duplicate", "extra"]))
+            name = fields[j][0]
+            if change == "respell":
+                fields[j] = (name, draw(_TOKENS))
+            elif change == "drop":
+                del fields[j]
+            elif change == "duplicate":
+                fields.append((name, draw(_TOKENS)))
+            else:
+                fields.append(("colour", draw(_TOKENS)))
+            if not fields:
+                break
+        pages.append("{" + ", ".join(f'"{k}": {v}' for k, v in fields) + "}")
+    if draw(st.booleans()):
+        pages.reverse()
+    return ('{"pages": [' + ", ".join(pages) + "]}").encode()
+
+
+_FASTAPI_VALIDATION = TypeAdapter(ScoreRequest)
+
+
+@given(body=_bodies())
+@settings(max_examples=400, deadline=None, database=None)
+def test_what_the_fast_path_accepts_fastapi_accepts_with_the_same_values(body) -> None:
+    """FastScore validates the bytes with pydantic-core's JSON mode; FastAPI parses with
+    json.loads, then validates the objects. The fast path may refuse more (FastAPI then answers
+    itself) but must never accept what FastAPI would refuse, nor read other values."""
+    try:
+        fast = ScoreRequest.model_validate_json(body)
+    except ValidationError:
+        return
+    slow = _FASTAPI_VALIDATION.validate_python(json.loads(body))  # must not raise
+    assert slow == fast
+
+
+def test_a_request_fastapi_serves_itself_gets_the_same_answer(base_url, session) -> None:
+    """A JSON media type other than application/json goes past the fast path to FastAPI's
+    endpoint: the same status and the same bytes."""
+    content = json.dumps({"pages": _jsonable(session)})
+    answers = [
+        httpx.post(f"{base_url}/score", content=content,
+                   headers={"X-API-Key": KEY, "Content-Type": media})
+        for media in ("application/json", "application/vnd.microsub+json")
+    ]  # fmt: skip
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].content == answers[1].content
+    assert answers[0].headers["content-type"] == answers[1].headers["content-type"]

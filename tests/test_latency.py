@@ -3,6 +3,7 @@ the business stage reads from the lake (reports/serving.json)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import socket
@@ -54,6 +55,37 @@ def test_open_loop_sends_every_scheduled_request_and_counts_the_errors(echo_port
     assert result.sent == 60 and len(result.latencies) == 40 and result.errors == 20
     assert result.statuses == {"200": 40, "503": 20}
     assert all(lat > 0 for lat in result.latencies)
+
+
+def test_a_keep_alive_connection_the_server_closed_is_not_an_error() -> None:
+    """A server that closes every connection after one answer (as uvicorn closes an idle one
+    after its keep-alive timeout): the next request on the pooled connection either sees the
+    close and opens a new connection, or loses the race and is retried on one; never an error."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+    opened = []
+
+    async def one_answer(reader, writer) -> None:
+        opened.append(1)
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(one_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        request = loadtest.prepare("127.0.0.1", port, "/score", [b"{}"], {})[0]
+        pool = loadtest._Pool("127.0.0.1", port, 4)
+        outcomes = [await loadtest._one(pool, request, time.perf_counter(), 5.0)
+                    for _ in range(3)]  # fmt: skip
+        pool.close()
+        server.close()
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    assert [status for status, _ in outcomes] == ["200", "200", "200"]
+    assert len(opened) == 3
 
 
 def test_a_closed_port_is_an_error_not_a_hang() -> None:
@@ -110,3 +142,33 @@ def test_errors_at_the_reference_rate_fail_the_gate(tmp_path) -> None:
     assert latency.scoring_p99_ms(lake) == math.inf
     nothing = latency.serving_report([_run(200, [], errors=5)], [], {}, server={}, machine={})
     assert nothing["scoring_p99_ms"] is None and nothing["in_process_ms"]["p50"] is None
+
+
+def test_repeats_combine_into_the_median_repeat_with_every_run_and_the_medians(tmp_path) -> None:
+    def report(p99_ms: float, errors: int, when: int) -> dict:
+        at_200 = [p99_ms / 1e3] * 100
+        load = {"before": (1.0, 2.0, 3.0), "after": (1.5, 2.0, 3.0)}
+        return latency.serving_report(
+            [_run(200, at_200, errors=errors), _run(1000, [0.002] * 10)], [0.001 * when],
+            {}, server={}, machine={}, load_avg=[load, load],
+            measured_at=dt.datetime(2026, 5, 1, when, tzinfo=dt.UTC),
+        )  # fmt: skip
+
+    reports = [report(9.0, 0, 1), report(3.0, 0, 2), report(4.0, 2, 3)]
+    combined = latency.combine(reports)
+    assert combined["scoring_p99_ms"] == pytest.approx(4.0)  # the median repeat, published
+    assert combined["measured_at"] == "2026-05-01T03:00:00+00:00"
+    assert [r["measured_at"][11:13] for r in combined["repeats"]] == ["01", "02", "03"]
+    median_200, median_1000 = combined["median"]
+    assert median_200["rate"] == 200 and median_200["p99_ms"] == pytest.approx(4.0)
+    assert median_200["errors"] == 0 and median_1000["p50_ms"] == pytest.approx(2.0)
+    assert combined["in_process_median_ms"]["p50"] == pytest.approx(2.0)
+    assert combined["rates"][0]["load_avg"] == {"before": [1.0, 2.0, 3.0], "after": [1.5, 2.0, 3.0]}
+    lake = LocalLake(tmp_path / "lake")
+    latency.publish(lake, combined)
+    assert latency.scoring_p99_ms(lake) == math.inf  # the median repeat had errors at 200
+    with pytest.raises(ServingError, match="different rates"):
+        latency.combine([reports[0], latency.serving_report([_run(200, [0.001])], [], {},
+                                                            server={}, machine={})])  # fmt: skip
+    with pytest.raises(ServingError, match="at least one"):
+        latency.combine([])

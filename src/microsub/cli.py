@@ -47,7 +47,7 @@ from microsub.pipeline.monitor import monitor as monitor_drift
 from microsub.pipeline.score import score_dataset
 from microsub.progress import LineProgress, ProgressFactory
 from microsub.serve import registry
-from microsub.serve.app import create_app
+from microsub.serve.app import MAX_IN_FLIGHT, create_app
 
 app = typer.Typer(
     name="microsub",
@@ -378,12 +378,17 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="one log line per request")
     ] = False,
+    max_in_flight: Annotated[
+        int, typer.Option("--max-in-flight", min=1,
+                          help="requests to /score in hand at once; more get 503 + Retry-After")
+    ] = MAX_IN_FLIGHT,
     lake: LakeOpt = None,
 ) -> None:
     """Serve POST /score and GET /health (FastAPI under uvicorn) with the champion models.
     Clients send MICROSUB_API_KEY in the X-API-Key header."""
     settings = _settings(lake=lake)
-    application = create_app(settings)  # refuses to exist without an API key
+    # refuses to exist without an API key
+    application = create_app(settings, max_in_flight=max_in_flight)
     for task in registry.MODEL_NAMES:
         if registry.version(settings, task) is None:  # say so before uvicorn starts
             registry.load(settings, task)  # raises the ServingError that says how to fix it

@@ -13,15 +13,26 @@ Keys of ``reports/serving.json`` (times in milliseconds, rates in requests per s
     scoring_p99_ms     p99 at reference_rate (what the gate is evaluated on); null when no
                        request was answered
     rates              one record per rate: rate, duration_s, sent, ok, errors,
-                       statuses ({status or "timeout"/"connection": count}), achieved_rps
+                       statuses ({status or "timeout"/"connection": count}; 503 is a request
+                       the service refused at capacity), achieved_rps
                        (answers 200 per second, first due time to last answer),
                        p50_ms, p99_ms, max_ms (latency from due time to the full answer,
-                       requests answered 200; null when none was)
+                       requests answered 200; null when none was), and load_avg
+                       ({"before": [1, 5, 15 min], "after": [...]}, the machine's load
+                       averages around the run; absent when not recorded)
     in_process_ms      scoring one page inside the process (features + both models, no HTTP):
                        n, p50, p99, mean
     models             {"churn": {"name", "version"}, "value": {...}} that served
-    server             {"workers": 1, "host": "127.0.0.1", "access_log": false}
+    server             {"workers": 1, "host": "127.0.0.1", "access_log": false, ...}
     machine            {"cpus": int, "python": "3.11.7", "platform": "..."}
+
+A measurement repeated on a shared machine (:func:`combine`) publishes the repeat whose p99 at
+the reference rate is the median, with three more keys::
+
+    repeats               every repeat: measured_at, rates, in_process_ms (as above)
+    median                one record per rate: rate, and the median over the repeats of
+                          p50_ms, p99_ms, max_ms, errors, achieved_rps
+    in_process_median_ms  {"p50", "p99"}: the medians over the repeats of in_process_ms
 """
 
 from __future__ import annotations
@@ -62,9 +73,13 @@ def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
-def rate_record(result: LoadResult) -> dict[str, Any]:
-    """One record of ``rates`` (module docstring) from an open-loop run."""
+def rate_record(
+    result: LoadResult, load_avg: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, Any]:
+    """One record of ``rates`` (module docstring) from an open-loop run; ``load_avg``: the
+    machine's ``{"before": (1, 5, 15 min), "after": (...)}`` load averages around it."""
     stats = percentiles_ms(result.latencies)
+    extra = {} if load_avg is None else {"load_avg": {k: list(v) for k, v in load_avg.items()}}
     return {
         "rate": result.rate,
         "duration_s": result.duration,
@@ -76,7 +91,7 @@ def rate_record(result: LoadResult) -> dict[str, Any]:
         "p50_ms": stats["p50"],
         "p99_ms": stats["p99"],
         "max_ms": stats["max"],
-    }
+    } | extra
 
 
 def serving_report(
@@ -87,9 +102,12 @@ def serving_report(
     server: Mapping[str, Any],
     machine: Mapping[str, Any],
     measured_at: dt.datetime | None = None,
+    load_avg: Sequence[Mapping[str, Sequence[float]]] | None = None,
 ) -> dict[str, Any]:
-    """The report of the module docstring (plain JSON values)."""
-    rates = [rate_record(r) for r in runs]
+    """The report of the module docstring (plain JSON values); ``load_avg``: one
+    :func:`rate_record` ``load_avg`` per run, or None."""
+    loads = list(load_avg) if load_avg is not None else [None] * len(runs)
+    rates = [rate_record(r, load) for r, load in zip(runs, loads, strict=True)]
     reference = [r for r in rates if r["rate"] == REFERENCE_RATE]
     inside = percentiles_ms(in_process_seconds)
     when = measured_at or dt.datetime.now(dt.UTC)
@@ -106,6 +124,51 @@ def serving_report(
         "server": dict(server),
         "machine": dict(machine),
     })  # fmt: skip
+
+
+def _median(values: Sequence[Any]) -> float | None:
+    finite = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.median(finite)) if finite else None
+
+
+def combine(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One report of several repeats of the same measurement (module docstring: the repeat
+    with the median p99 at the reference rate, plus ``repeats`` and ``median``).
+
+    Args:
+        reports: :func:`serving_report` of each repeat, the same rates in each.
+
+    Raises:
+        ServingError: no reports, or repeats of different rates.
+    """
+    if not reports:
+        raise ServingError("combine needs at least one serving report")
+    rates = [[r["rate"] for r in report["rates"]] for report in reports]
+    if any(r != rates[0] for r in rates):
+        raise ServingError(f"repeats measured different rates: {rates}")
+
+    def p99_key(report: Mapping[str, Any]) -> float:
+        value = report["scoring_p99_ms"]
+        return math.inf if value is None or math.isnan(value) else float(value)
+
+    ordered = sorted(reports, key=p99_key)
+    chosen = dict(ordered[(len(ordered) - 1) // 2])  # the lower middle for an even count
+    chosen["repeats"] = [
+        {"measured_at": r["measured_at"], "rates": r["rates"], "in_process_ms": r["in_process_ms"]}
+        for r in reports
+    ]
+    median = []
+    for i, rate in enumerate(rates[0]):
+        runs = [report["rates"][i] for report in reports]
+        median.append({"rate": rate} | {
+            key: _median([run[key] for run in runs])
+            for key in ("p50_ms", "p99_ms", "max_ms", "errors", "achieved_rps")
+        })  # fmt: skip
+    chosen["median"] = median
+    chosen["in_process_median_ms"] = {
+        key: _median([r["in_process_ms"][key] for r in reports]) for key in ("p50", "p99")
+    }
+    return plain(chosen)
 
 
 def publish(lake: Lake, report: Mapping[str, Any]) -> None:
@@ -145,6 +208,7 @@ __all__ = [
     "REFERENCE_RATE",
     "REPORT_KEY",
     "TARGET_P99_MS",
+    "combine",
     "percentiles_ms",
     "publish",
     "rate_record",

@@ -10,12 +10,16 @@ it was due.
 
 The client is a minimal HTTP/1.1 writer and reader on asyncio streams (one prepared request per
 body, ``Content-Length`` framed answers), cheap enough that one core can drive 1,000 requests/s
-while the server has the other; only loopback targets are meant (``host`` is checked).
+while the server has the other; only loopback targets are meant (``host`` is checked). During a
+run the objects alive before it are frozen out of the garbage collector's scans
+(:func:`gc.freeze`): the caller's heap (pandas, MLflow, the request bodies) would otherwise make
+each full collection a pause of the client, counted as server latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import time
 from collections.abc import Sequence
@@ -98,18 +102,23 @@ class _Pool:
         self.all: list[asyncio.StreamWriter] = []
         self.slots = asyncio.Semaphore(limit)
 
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """An idle connection or a new one; waits while ``limit`` connections are busy."""
+    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """An idle connection or a new one, and whether it was idle (reused); waits while
+        ``limit`` connections are busy. Idle connections the server has closed (its keep-alive
+        timeout) are dropped."""
         await self.slots.acquire()
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            reader, writer = self.idle.pop()
+            if not (reader.at_eof() or writer.is_closing()):
+                return reader, writer, True
+            writer.close()
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port)
         except BaseException:
             self.slots.release()
             raise
         self.all.append(writer)
-        return reader, writer
+        return reader, writer, False
 
     def give_back(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
                   ) -> None:  # fmt: skip
@@ -124,17 +133,31 @@ class _Pool:
 
 
 async def _one(pool: _Pool, request: bytes, due: float, timeout: float) -> tuple[str, float]:
-    """Send one request; ``timeout`` runs from its due time, like its latency."""
+    """Send one request; ``timeout`` runs from its due time, like its latency. A reused
+    connection that the server closed before answering a byte (its keep-alive timeout racing
+    the request: the server never read it) is retried once on a new connection, as HTTP
+    clients do with pooled connections."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout - (time.perf_counter() - due)
     connection = None
     try:
         async with asyncio.timeout_at(deadline):
-            connection = await pool.take()
-            reader, writer = connection
-            writer.write(request)
-            await writer.drain()
-            status = await _read_answer(reader)
+            for attempt in range(2):
+                reader, writer, reused = await pool.take()
+                connection = reader, writer
+                writer.write(request)
+                try:
+                    await writer.drain()
+                    status = await _read_answer(reader)
+                except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                    stale = not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+                    if not (reused and stale and attempt == 0):
+                        raise
+                    writer.close()
+                    pool.give_back(None)
+                    connection = None
+                    continue
+                break
     except TimeoutError:
         if connection is not None:  # the answer may still come: the connection is unusable
             connection[1].close()
@@ -196,9 +219,14 @@ def open_loop(
     _check_loopback(host)
     if not requests or rate <= 0 or duration <= 0:
         raise ValueError("need at least one request, a positive rate and a positive duration")
-    # uvloop (from uvicorn[standard]): a faster loop with finer timers than asyncio's own
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_run(host, port, requests, rate, duration, timeout, connections))
+    gc.collect()
+    gc.freeze()
+    try:
+        # uvloop (from uvicorn[standard]): a faster loop with finer timers than asyncio's own
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_run(host, port, requests, rate, duration, timeout, connections))
+    finally:
+        gc.unfreeze()
 
 
 __all__ = ["LoadResult", "open_loop", "prepare"]

@@ -1,11 +1,15 @@
 """Scoring pages with the champion models: batch (a pages table) and online (one session).
 
-Pure: frames in, frames out; the pipeline reads and publishes, the app receives and answers.
-Both paths compute features with the same code, :func:`microsub.analysis.features.add_features`
-and :func:`~microsub.analysis.features.feature_matrix`: the batch path on a whole pages table,
-the online path on the pages of one session so far (:func:`session_frame`), whose last row is
-the page to score. A page's features depend only on its session's pages up to it, so both
-paths give the same numbers (``tests/test_scoring.py`` checks every page of a held-out sample).
+Pure: frames and arrays in, frames and arrays out; the pipeline reads and publishes, the app
+receives and answers. Both paths compute features with the same code, the compiled history
+kernel of :mod:`microsub.analysis.features`: the batch path through
+:func:`~microsub.analysis.features.add_features` on a whole pages table, the online path through
+:func:`~microsub.analysis.features.session_rows` on the pages of one session so far
+(:func:`page_table`, a small float64 array), whose last row is the page to score. A page's
+features depend only on its session's pages up to it, so both paths give the same numbers
+(``tests/test_scoring.py`` checks every page of a held-out sample). The online path builds no
+DataFrame and makes one compiled call for the features: one page costs tens of microseconds
+where the pandas pass cost milliseconds.
 
 Scores:
 
@@ -17,6 +21,7 @@ Scores:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from microsub.analysis import features
-from microsub.errors import ServingError
+from microsub.errors import ContractError, ServingError
 from microsub.models.specs import TASKS
 from microsub.serve.compiled import compile_model
 from microsub.serve.registry import LoadedModel
@@ -46,19 +51,7 @@ SCORES_SCHEMA = pa.schema(
 #: Name of the scores dataset in manifests.
 SCORES_DATASET = "scores"
 #: Fields of one page that a client sends to the online path (the rest is derived).
-PAGE_FIELDS = (
-    "action_page_id",
-    "hour",
-    "state_purchase_power",
-    "n_clicks",
-    "n_carts",
-    "n_favs",
-    "n_purchases",
-    "page_value",
-    "mean_ctr",
-    "mean_cvr",
-    "mean_log_price",
-)
+PAGE_FIELDS = features.SESSION_FIELDS
 
 
 #: Up to this many rows, the compiled form of the models predicts (one page online: about ten
@@ -84,10 +77,12 @@ class Scorer:
     value_version: int
     fast_churn: Any = field(init=False, repr=False)
     fast_value: Any = field(init=False, repr=False)
+    positive: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fast_churn", compile_model(self.churn))
         object.__setattr__(self, "fast_value", compile_model(self.value))
+        object.__setattr__(self, "positive", list(self.churn.classes_).index(1))
 
     @classmethod
     def from_models(cls, models: Mapping[str, LoadedModel]) -> Scorer:
@@ -119,11 +114,19 @@ class Scorer:
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(p_leave, expected_value)``, each ``(n,)``, for the rows of ``frame``, a table with
         the feature columns of :func:`~microsub.analysis.features.add_features`."""
-        x_churn = features.feature_matrix(frame, TASKS["churn"][0]).to_numpy()
-        x_value = features.feature_matrix(frame, TASKS["value"][0]).to_numpy()
-        small = len(frame) <= FAST_ROWS
+        return self.predict_matrices(
+            features.feature_matrix(frame, TASKS["churn"][0]).to_numpy(),
+            features.feature_matrix(frame, TASKS["value"][0]).to_numpy(),
+        )
+
+    def predict_matrices(
+        self, x_churn: np.ndarray, x_value: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(p_leave, expected_value)``, each ``(n,)``, from the design matrices ``(n, d)`` of
+        the ``churn`` and ``value`` feature sets (float64, the sets' column order)."""
+        small = x_churn.shape[0] <= FAST_ROWS
         churn, value = (self.fast_churn, self.fast_value) if small else (self.churn, self.value)
-        p_leave = churn.predict_proba(x_churn)[:, list(churn.classes_).index(1)]
+        p_leave = churn.predict_proba(x_churn)[:, self.positive]
         return np.asarray(p_leave, dtype=np.float64), np.asarray(
             value.predict(x_value), dtype=np.float64
         )
@@ -152,58 +155,67 @@ def score_pages(pages: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
     )
 
 
-def sessions_frame(sessions: Sequence[Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
-    """A pages table of several sessions, each given by its pages so far, in order (online).
+_FIELD_VALUES = operator.itemgetter(*PAGE_FIELDS)
+_FIELD_ATTRIBUTES = operator.attrgetter(*PAGE_FIELDS)
+#: The columns of both models' design rows, churn's first (what :func:`score_tables` asks of
+#: :func:`~microsub.analysis.features.session_rows`).
+_COLUMNS = (features.FEATURE_SETS[TASKS["churn"][0]].columns
+            + features.FEATURE_SETS[TASKS["value"][0]].columns)  # fmt: skip
+_N_CHURN = len(features.FEATURE_SETS[TASKS["churn"][0]].columns)
+
+
+def page_table(pages: Sequence[Any]) -> np.ndarray:
+    """One session's pages so far as a ``(n_pages, len(PAGE_FIELDS))`` float64 array, columns
+    in :data:`PAGE_FIELDS` order, first page first (what the online path scores).
 
     Args:
-        sessions: per session, one mapping per page with the keys of :data:`PAGE_FIELDS`
-            (counts, Yuan, rates, log prices as in the pages contract).
+        pages: mappings with the keys of :data:`PAGE_FIELDS`, or objects with them as
+            attributes (the app's validated pages): counts, Yuan, rates, log prices as in the
+            pages contract.
 
-    Returns:
-        The pages with ``session_id`` = the session's index in ``sessions``, ``line_no``
-        0..n-1 and ``engagement`` = clicks + carts (the contract's definition), ready for
-        :func:`~microsub.analysis.features.add_features`.
+    Raises:
+        KeyError / AttributeError: a page lacks a field.
     """
-    lengths = np.array([len(pages) for pages in sessions], dtype=np.int64)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    columns: dict[str, Any] = {
-        "session_id": np.repeat(np.arange(len(sessions), dtype=np.int64), lengths),
-        "line_no": np.arange(int(lengths.sum()), dtype=np.int64) - starts,
-    }
-    for key in PAGE_FIELDS:
-        columns[key] = [page[key] for pages in sessions for page in pages]
-    frame = pd.DataFrame(columns)
-    frame["engagement"] = frame["n_clicks"] + frame["n_carts"]
-    return frame
+    values = _FIELD_VALUES if pages and isinstance(pages[0], Mapping) else _FIELD_ATTRIBUTES
+    return np.array([values(page) for page in pages], dtype=np.float64).reshape(
+        len(pages), len(PAGE_FIELDS)
+    )
 
 
-def session_frame(pages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """:func:`sessions_frame` of one session (``session_id`` 0)."""
-    return sessions_frame([pages])
+def score_tables(tables: Sequence[np.ndarray], scorer: Scorer) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_leave, expected_value)``, each ``(k,)``, of the last page of each of ``k`` sessions,
+    each given as its :func:`page_table`: one feature pass, one prediction per model.
+
+    Raises:
+        ContractError: no session, a session without pages, or an hour that is not 0..23.
+    """
+    if not tables:
+        raise ContractError("score_tables needs at least one session's page table")
+    table = tables[0] if len(tables) == 1 else np.concatenate(tables)
+    lengths = np.fromiter((len(t) for t in tables), dtype=np.intp, count=len(tables))
+    rows = features.session_rows(table, lengths, _COLUMNS)
+    return scorer.predict_matrices(rows[:, :_N_CHURN], rows[:, _N_CHURN:])
 
 
-def online_features(pages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The feature row of the last of a session's ``pages`` (a one-row frame of
-    :func:`~microsub.analysis.features.add_features` columns)."""
-    return features.add_features(session_frame(pages)).iloc[[-1]]
+def online_features(pages: Sequence[Any]) -> pd.DataFrame:
+    """The feature row of the last of a session's ``pages`` as the online path computes it: a
+    one-row frame of :data:`~microsub.analysis.features.SESSION_COLUMNS` (float64)."""
+    rows = features.session_rows(page_table(pages), [len(pages)], features.SESSION_COLUMNS)
+    return pd.DataFrame(rows, columns=list(features.SESSION_COLUMNS))
 
 
-def score_session(pages: Sequence[Mapping[str, Any]], scorer: Scorer) -> tuple[float, float]:
+def score_session(pages: Sequence[Any], scorer: Scorer) -> tuple[float, float]:
     """``(p_leave, expected_value)`` of the last of a session's ``pages`` (online path)."""
-    p_leave, value = scorer.predict(online_features(pages))
-    return float(p_leave[0]), float(value[0])
+    return score_sessions([pages], scorer)[0]
 
 
-def score_sessions(
-    sessions: Sequence[Sequence[Mapping[str, Any]]], scorer: Scorer
-) -> list[tuple[float, float]]:
+def score_sessions(sessions: Sequence[Sequence[Any]], scorer: Scorer) -> list[tuple[float, float]]:
     """:func:`score_session` of several sessions at once (one feature pass, one prediction):
     what the service does with the requests that arrive while it is busy. A session's features
-    depend only on its own pages, so each answer equals its :func:`score_session`."""
-    frame = features.add_features(sessions_frame(sessions))  # sorted by session, then page
-    last = np.cumsum([len(pages) for pages in sessions]) - 1
-    p_leave, value = scorer.predict(frame.iloc[last])
-    return [(float(p), float(v)) for p, v in zip(p_leave, value, strict=True)]
+    depend only on its own pages and the compiled models score each row on its own, so each
+    answer equals its :func:`score_session`."""
+    p_leave, value = score_tables([page_table(pages) for pages in sessions], scorer)
+    return list(zip(p_leave.tolist(), value.tolist(), strict=True))
 
 
 __all__ = [
@@ -213,9 +225,9 @@ __all__ = [
     "SCORES_SCHEMA",
     "Scorer",
     "online_features",
+    "page_table",
     "score_pages",
     "score_session",
     "score_sessions",
-    "session_frame",
-    "sessions_frame",
+    "score_tables",
 ]
