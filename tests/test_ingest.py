@@ -238,6 +238,10 @@ CORRUPTIONS = {
     "wrong column count (extra field)": official_line(2) + ";0",
     "list not 50 long": official_line(2, price=item_lists(2)["price"][:49]),
     "list not 50 long (51)": official_line(2, click=item_lists(2)["click"] + [0]),
+    # 99 bytes, the size of 50 flags, but a comma became a digit: 49 values
+    "list not 50 long (49 flags in 99 bytes)": official_line(
+        2, click="10" + ",".join(str(v) for v in item_lists(2)["click"])[2:]
+    ),
     "non-numeric value": official_line(2, ctr=_replace_item("ctr", "abc")),
     "non-numeric value (empty item)": official_line(2, amount=_replace_item("amount", "")),
     "non-numeric value (hour)": official_line(2, hour="x"),

@@ -350,28 +350,30 @@ def _shaped(fields: pl.DataFrame, cast: pl.DataFrame, layout: RawLayout) -> np.n
     ``splitn`` leaves the last field null when fields are missing and puts the rest of the line,
     with its ``;``, in it when there are more.
 
-    Cast lists are measured by their length; a flag list of 99 bytes holds 49 commas unless it
-    is malformed anyway, so commas are counted only in flag lists of another length.
+    Cast lists are measured by their length, flag lists (not cast) by their commas: a flag list
+    of the right length in bytes may still hold 49 values (``1,00,1,...``).
     """
     present = _present(layout)
     lists = [f for f in present if f in LIST_FIELDS and f not in _FLAGS]
     flags = [f for f in present if f in _FLAGS]
-    checks = cast.select(*(pl.col(f).list.len() == ITEMS_PER_PAGE for f in lists))
     last = pl.col(f"f{layout.n_fields - 1}")  # null if fields are missing; holds ';' if extra
-    sizes = fields.select(
-        last.is_not_null() & ~last.str.contains(";", literal=True),
-        *(pl.col(f"f{getattr(layout, f)}").str.len_bytes().alias(f) for f in flags),
+    checks = pl.concat(
+        [
+            fields.select(
+                (last.is_not_null() & ~last.str.contains(";", literal=True)).alias("fields"),
+                *(
+                    pl.col(f"f{getattr(layout, f)}").str.count_matches(",", literal=True)
+                    == ITEMS_PER_PAGE - 1
+                    for f in flags
+                ),
+            ),
+            cast.select(*(pl.col(f).list.len() == ITEMS_PER_PAGE for f in lists)),
+        ],
+        how="horizontal",
     )
-    shaped = sizes.to_series(0).fill_null(False).to_numpy()
+    shaped = np.ones(fields.height, bool)
     for column in checks.iter_columns():
         shaped &= column.fill_null(False).to_numpy()
-    for name in flags:
-        sized = sizes.get_column(name).fill_null(0).to_numpy() == _FLAG_BYTES
-        odd = np.flatnonzero(shaped & ~sized)
-        if len(odd):
-            text = fields.get_column(f"f{getattr(layout, name)}").gather(odd)
-            commas = text.str.count_matches(",", literal=True).to_numpy()
-            shaped[odd] = commas == ITEMS_PER_PAGE - 1
     return shaped
 
 
