@@ -622,3 +622,61 @@ def test_a_writer_without_dictionaries_writes_plain_parts_of_the_same_rows(tmp_p
         encodings = pq.ParquetFile(path).metadata.row_group(0).column(0).encodings
         assert any("DICTIONARY" in e for e in encodings) is dictionary
         assert lake.read_table("models", f"d{int(dictionary)}").equals(table)
+
+
+@pytest.mark.parametrize("refusal", ["none", "ENOSYS", "EXDEV"])
+def test_put_file_copies_in_the_kernel_or_falls_back_to_a_read_write_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: str
+) -> None:
+    """os.copy_file_range where the kernel takes it; the same bytes where it refuses."""
+    import errno
+    import os
+
+    from microsub.lake import local
+
+    src = tmp_path / "www.data"
+    src.write_bytes(np.random.default_rng(21).bytes(3 * 2**20 + 17))
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def copy_range(fd_in: int, fd_out: int, count: int, *args: object) -> int:
+        calls.append(count)
+        if refusal != "none":
+            raise OSError(getattr(errno, refusal), refusal)
+        return real(fd_in, fd_out, count, *args)
+
+    monkeypatch.setattr(local.os, "copy_file_range", copy_range)
+    lake = LocalLake(tmp_path / "lake")
+    lake.put_file(contract.BUCKET_RAW, "www.data", src)
+    stored = tmp_path / "lake" / contract.BUCKET_RAW / "www.data"
+    assert stored.read_bytes() == src.read_bytes()
+    assert calls  # the kernel copy was tried first
+    back = lake.get_file(contract.BUCKET_RAW, "www.data", tmp_path / "back.data")
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_a_failing_kernel_copy_is_not_retried_over_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal after bytes were copied is an error (LakeError), not a second, appended copy."""
+    import errno
+    import os
+
+    from microsub.lake import local
+
+    src = tmp_path / "www.data"
+    src.write_bytes(b"x" * 100_000)
+    real = os.copy_file_range
+    state = {"calls": 0}
+
+    def copy_range(fd_in: int, fd_out: int, count: int, *args: object) -> int:
+        state["calls"] += 1
+        if state["calls"] == 1:
+            return real(fd_in, fd_out, 1000, *args)
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(local.os, "copy_file_range", copy_range)
+    lake = LocalLake(tmp_path / "lake")
+    with pytest.raises(LakeError, match="cross-device"):
+        lake.put_file(contract.BUCKET_RAW, "www.data", src)
+    assert not (tmp_path / "lake" / contract.BUCKET_RAW / "www.data").exists()

