@@ -84,6 +84,16 @@ def publish_pages(lake: Lake, table: pa.Table, *, prefix: str = "", **kw) -> Man
     return lake.publish(PAGES, prefix, [table], dataset="pages", schema=contract.PAGES_SCHEMA, **kw)
 
 
+def write_pages(lake: Lake, table: pa.Table, *, prefix: str = "", **kw) -> Manifest:
+    """Publish ``table`` through a writer (its options in ``kw``), 700 rows a write."""
+    kw.setdefault("part_rows", 1000)
+    with lake.writer(PAGES, prefix, dataset="pages", schema=contract.PAGES_SCHEMA, **kw) as w:
+        for start in range(0, table.num_rows, 700):
+            w.write(table.slice(start, 700))
+    assert w.manifest is not None
+    return w.manifest
+
+
 @contextmanager
 def writes_to_store(lake: Lake) -> Iterator[list[str]]:
     """Collect what changes the store while the block runs.
@@ -680,3 +690,56 @@ def test_a_failing_kernel_copy_is_not_retried_over_what_it_wrote(
     with pytest.raises(LakeError, match="cross-device"):
         lake.put_file(contract.BUCKET_RAW, "www.data", src)
     assert not (tmp_path / "lake" / contract.BUCKET_RAW / "www.data").exists()
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parts_staged_in_worker_threads_give_the_same_dataset(lake: Lake, workers: int) -> None:
+    table = make_pages(5300, seed=22)
+    one = publish_pages(lake, table, prefix="one")
+    seen: list[int] = []
+    many = write_pages(lake, table, prefix="many", workers=workers, progress=seen.append)
+    assert [p.key for p in many.parts] == [p.key for p in one.parts]
+    assert [(p.rows, p.bytes, p.sha256) for p in many.parts] == [
+        (p.rows, p.bytes, p.sha256) for p in one.parts
+    ]
+    assert seen == [p.rows for p in one.parts]
+    assert lake.read_table(PAGES, "many").equals(table)
+
+
+def test_a_part_failing_in_a_worker_fails_the_publish_and_commits_nothing(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microsub.lake import writer as writer_module
+
+    real = writer_module.parquet_bytes
+    count = {"n": 0}
+
+    def flaky(table: pa.Table, **kw: object) -> memoryview:
+        count["n"] += 1
+        if count["n"] == 3:
+            raise OSError("disk on fire")
+        return real(table, **kw)
+
+    monkeypatch.setattr(writer_module, "parquet_bytes", flaky)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_pages(lake, make_pages(6000, seed=23), workers=2)
+    with pytest.raises(DatasetNotFoundError):
+        lake.manifest(PAGES)
+    assert lake.list(PAGES, recursive=True) == []  # what the workers staged was removed
+
+
+def test_a_writer_without_statistics_writes_none_and_the_same_rows(tmp_path: Path) -> None:
+    """``statistics=False`` (the items dataset): no min/max in the footer, the same rows back."""
+    import pyarrow.parquet as pq
+
+    lake = LocalLake(tmp_path / "lake")
+    table = make_pages(500, seed=24)
+    with lake.writer(
+        PAGES, "s", dataset="pages", schema=contract.PAGES_SCHEMA, statistics=False
+    ) as writer:
+        writer.write(table)
+    manifest = writer.manifest
+    metadata = pq.ParquetFile(tmp_path / "lake" / PAGES / manifest.key(manifest.parts[0])).metadata
+    column = metadata.row_group(0).column(0)
+    assert not column.is_stats_set
+    assert lake.read_table(PAGES, "s").equals(table)

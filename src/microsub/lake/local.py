@@ -115,7 +115,9 @@ class LocalLake(Lake):
                 tmp.unlink(missing_ok=True)
             _fsync_dir(path.parent)
 
-    def _put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+    def _put(
+        self, bucket: str, key: str, data: bytes | memoryview, content_type: str
+    ) -> None:
         self._write_atomic(self._path(bucket, key), lambda fh: fh.write(data))
 
     def _get(self, bucket: str, key: str) -> bytes | None:
