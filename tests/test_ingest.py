@@ -505,6 +505,37 @@ def test_results_do_not_depend_on_batch_size(tmp_path):
         assert report.to_dict() == ref_report.to_dict()
 
 
+@pytest.mark.parametrize("container", ["gzip", "tar"])
+def test_containers_without_readinto_give_the_same_batches(tmp_path, container):
+    """Plain files are read into the batch buffer in place; gzip and tar streams are read and
+    copied: the same tables at every batch size."""
+    lines = session_lines(6)
+    lines[9] = "broken"
+    plain = write(tmp_path, lines)
+    data = plain.read_bytes()
+    if container == "gzip":
+        packed = write(tmp_path, gzip.compress(data), "log.gz")
+    else:
+        packed = make_tar(data, tmp_path / "log.tar")
+    reference, _ = collect(plain, max_quarantine_share=1.0)
+    for batch_bytes in (5, 4_000):
+        tables, report = collect(packed, batch_bytes=batch_bytes, max_quarantine_share=1.0)
+        assert_same_tables(reference, tables)
+        assert report.reconciles and report.lines_quarantined == 1
+
+
+def test_the_garbage_collector_is_left_as_it_was(tmp_path):
+    """Ingestion freezes the objects alive at its start (gc.freeze) and unfreezes them."""
+    import gc
+
+    before = gc.get_freeze_count()
+    collect(write(tmp_path, session_lines(3)))
+    assert gc.get_freeze_count() == before
+    with pytest.raises(DataFormatError):
+        collect(write(tmp_path, ["not a page log"] * 3, "other.txt"))
+    assert gc.get_freeze_count() == before
+
+
 def test_progress_reports_every_file_byte(tmp_path):
     path = make_tar(("\n".join(session_lines(3)) + "\n").encode(), tmp_path / "w.tar")
     seen: list[int] = []
