@@ -33,7 +33,9 @@ def _list_array(block: np.ndarray, dtype: pa.DataType) -> pa.Array:
     """Rows of a ``(n, 50)`` matrix as an Arrow list array of ``dtype``."""
     n = block.shape[0]
     offsets = pa.array(np.arange(0, n * ITEMS_PER_PAGE + 1, ITEMS_PER_PAGE, dtype=np.int32))
-    flat = block.astype(_NUMPY_TYPES[dtype], copy=False).reshape(-1)  # a copy if another type
+    # always a copy: the block is a view of the batch's scan output, which must not live on
+    # with the items (a part in the lake writer's buffer holds 65,536 rows)
+    flat = block.astype(_NUMPY_TYPES[dtype]).reshape(-1)
     return pa.ListArray.from_arrays(offsets, pa.array(flat, dtype))
 
 
