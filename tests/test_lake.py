@@ -743,3 +743,27 @@ def test_a_writer_without_statistics_writes_none_and_the_same_rows(tmp_path: Pat
     column = metadata.row_group(0).column(0)
     assert not column.is_stats_set
     assert lake.read_table(PAGES, "s").equals(table)
+
+
+def test_large_objects_and_raw_copies_leave_the_page_cache_once_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts of 8 MiB and more and put_file copies are dropped from the page cache after their
+    fsync; small objects (manifests) are not. The bytes are the same either way."""
+    from microsub.lake import local
+
+    dropped: list[int] = []
+    real = local._drop_cache
+    monkeypatch.setattr(local, "_drop_cache", lambda fd, *a: (dropped.append(fd), real(fd, *a)))
+    lake = LocalLake(tmp_path / "lake")
+    small, large = b"s" * 1000, np.random.default_rng(25).bytes(local._RELEASE_BYTES)
+    lake.put_bytes("reports", "small.bin", small)
+    assert dropped == []
+    lake.put_bytes("reports", "large.bin", large)
+    assert len(dropped) == 1
+    src = tmp_path / "www.data"
+    src.write_bytes(large)
+    lake.put_file(contract.BUCKET_RAW, "www.data", src)
+    assert len(dropped) == 2
+    assert lake.get_bytes("reports", "large.bin") == large
+    assert (tmp_path / "lake" / contract.BUCKET_RAW / "www.data").read_bytes() == large
