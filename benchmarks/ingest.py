@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -175,6 +176,7 @@ def _tree_rss_mb(pid: int) -> float:
 
 
 def _measure(method: str, path: Path, items: bool, workdir: Path) -> dict[str, float]:
+    load = os.getloadavg()[0]  # the machine's 1-minute load average as the run starts
     out = workdir / f"out-{method}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -199,6 +201,7 @@ def _measure(method: str, path: Path, items: bool, workdir: Path) -> dict[str, f
         raise SystemExit(f"{method} on {path.name} failed with code {child.returncode}")
     result = json.loads(stdout.strip().splitlines()[-1])
     result["rss_mb"] = max(peak[0], result["own_peak_mb"])
+    result["load"] = load
     return result
 
 
@@ -235,30 +238,44 @@ def main(argv: list[str] | None = None) -> None:
                 base = base or (seconds if method == "naive" else None)
                 rss = max(r["rss_mb"] for r in runs)
                 startup = statistics.median(r["startup"] for r in runs)
-                rows.append((n_pages, size_mb, method, items, seconds, pages, rss, base, startup))
-                print(f"... {method} items={items} {n_pages} pages: {seconds:.1f} s", flush=True)
+                each = [(r["seconds"], r["load"]) for r in runs]
+                rows.append(
+                    (n_pages, size_mb, method, items, seconds, pages, rss, base, startup, each)
+                )
+                print(
+                    f"... {method} items={items} {n_pages} pages: "
+                    + ", ".join(f"{t:.1f} s (load {load:.2f})" for t, load in each),
+                    flush=True,
+                )
     _print_table(rows, args.repeat)
 
 
 def _print_table(rows: list[tuple], repeat: int) -> None:
     header = (
         f"{'pages':>9} {'file MB':>8} {'method':<7} {'items':<5} {'seconds':>8} {'MB/s':>7} "
-        f"{'pages/s':>9} {'peak RSS MB':>11} {'vs naive':>8} {'start-up s':>10}"
+        f"{'pages/s':>9} {'peak RSS MB':>11} {'vs naive':>8} {'start-up s':>10} {'load':>5}"
     )
     print(
         f"\ningest benchmark: median of {repeat} run(s) per row, each in a fresh process; "
-        "vs naive = naive seconds / these seconds (same file, same items choice)"
+        "vs naive = naive seconds / these seconds (same file, same items choice); load = the "
+        "1-minute load average as the run started (median)"
     )
     print(header)
     print("-" * len(header))
-    for n_pages, size_mb, method, items, seconds, pages, rss, base, startup in rows:
+    for n_pages, size_mb, method, items, seconds, pages, rss, base, startup, each in rows:
         ratio = f"{base / seconds:.1f}x" if base else "-"
         start = f"{startup:.1f}" if startup else "-"
+        load = statistics.median(load for _, load in each)
         print(
             f"{n_pages:>9} {size_mb:>8.0f} {method:<7} {'yes' if items else 'no':<5} "
             f"{seconds:>8.1f} {size_mb / seconds:>7.1f} {pages / seconds:>9.0f} {rss:>11.0f} "
-            f"{ratio:>8} {start:>10}"
+            f"{ratio:>8} {start:>10} {load:>5.2f}"
         )
+    if repeat > 1:
+        print("each run (seconds, load):")
+        for n_pages, _, method, items, _, _, _, _, _, each in rows:
+            runs = "  ".join(f"{t:.1f} ({load:.2f})" for t, load in each)
+            print(f"  {n_pages:>9} {method:<7} items={'yes' if items else 'no':<3} {runs}")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,10 @@ CORRUPTIONS = {
     "wrong column count (extra field)": official_line(2) + ";0",
     "list not 50 long": official_line(2, price=item_lists(2)["price"][:49]),
     "list not 50 long (51)": official_line(2, click=item_lists(2)["click"] + [0]),
+    # 99 bytes, the size of 50 flags, but a comma became a digit: 49 values
+    "list not 50 long (49 flags in 99 bytes)": official_line(
+        2, click="10" + ",".join(str(v) for v in item_lists(2)["click"])[2:]
+    ),
     "non-numeric value": official_line(2, ctr=_replace_item("ctr", "abc")),
     "non-numeric value (empty item)": official_line(2, amount=_replace_item("amount", "")),
     "non-numeric value (hour)": official_line(2, hour="x"),
@@ -499,6 +503,37 @@ def test_results_do_not_depend_on_batch_size(tmp_path):
         tables, report = collect(path, batch_bytes=batch_bytes, max_quarantine_share=1.0)
         assert_same_tables(reference, tables)
         assert report.to_dict() == ref_report.to_dict()
+
+
+@pytest.mark.parametrize("container", ["gzip", "tar"])
+def test_containers_without_readinto_give_the_same_batches(tmp_path, container):
+    """Plain files are read into the batch buffer in place; gzip and tar streams are read and
+    copied: the same tables at every batch size."""
+    lines = session_lines(6)
+    lines[9] = "broken"
+    plain = write(tmp_path, lines)
+    data = plain.read_bytes()
+    if container == "gzip":
+        packed = write(tmp_path, gzip.compress(data), "log.gz")
+    else:
+        packed = make_tar(data, tmp_path / "log.tar")
+    reference, _ = collect(plain, max_quarantine_share=1.0)
+    for batch_bytes in (5, 4_000):
+        tables, report = collect(packed, batch_bytes=batch_bytes, max_quarantine_share=1.0)
+        assert_same_tables(reference, tables)
+        assert report.reconciles and report.lines_quarantined == 1
+
+
+def test_the_garbage_collector_is_left_as_it_was(tmp_path):
+    """Ingestion freezes the objects alive at its start (gc.freeze) and unfreezes them."""
+    import gc
+
+    before = gc.get_freeze_count()
+    collect(write(tmp_path, session_lines(3)))
+    assert gc.get_freeze_count() == before
+    with pytest.raises(DataFormatError):
+        collect(write(tmp_path, ["not a page log"] * 3, "other.txt"))
+    assert gc.get_freeze_count() == before
 
 
 def test_progress_reports_every_file_byte(tmp_path):

@@ -84,6 +84,16 @@ def publish_pages(lake: Lake, table: pa.Table, *, prefix: str = "", **kw) -> Man
     return lake.publish(PAGES, prefix, [table], dataset="pages", schema=contract.PAGES_SCHEMA, **kw)
 
 
+def write_pages(lake: Lake, table: pa.Table, *, prefix: str = "", **kw) -> Manifest:
+    """Publish ``table`` through a writer (its options in ``kw``), 700 rows a write."""
+    kw.setdefault("part_rows", 1000)
+    with lake.writer(PAGES, prefix, dataset="pages", schema=contract.PAGES_SCHEMA, **kw) as w:
+        for start in range(0, table.num_rows, 700):
+            w.write(table.slice(start, 700))
+    assert w.manifest is not None
+    return w.manifest
+
+
 @contextmanager
 def writes_to_store(lake: Lake) -> Iterator[list[str]]:
     """Collect what changes the store while the block runs.
@@ -622,3 +632,138 @@ def test_a_writer_without_dictionaries_writes_plain_parts_of_the_same_rows(tmp_p
         encodings = pq.ParquetFile(path).metadata.row_group(0).column(0).encodings
         assert any("DICTIONARY" in e for e in encodings) is dictionary
         assert lake.read_table("models", f"d{int(dictionary)}").equals(table)
+
+
+@pytest.mark.parametrize("refusal", ["none", "ENOSYS", "EXDEV"])
+def test_put_file_copies_in_the_kernel_or_falls_back_to_a_read_write_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: str
+) -> None:
+    """os.copy_file_range where the kernel takes it; the same bytes where it refuses."""
+    import errno
+    import os
+
+    from microsub.lake import local
+
+    src = tmp_path / "www.data"
+    src.write_bytes(np.random.default_rng(21).bytes(3 * 2**20 + 17))
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def copy_range(fd_in: int, fd_out: int, count: int, *args: object) -> int:
+        calls.append(count)
+        if refusal != "none":
+            raise OSError(getattr(errno, refusal), refusal)
+        return real(fd_in, fd_out, count, *args)
+
+    monkeypatch.setattr(local.os, "copy_file_range", copy_range)
+    lake = LocalLake(tmp_path / "lake")
+    lake.put_file(contract.BUCKET_RAW, "www.data", src)
+    stored = tmp_path / "lake" / contract.BUCKET_RAW / "www.data"
+    assert stored.read_bytes() == src.read_bytes()
+    assert calls  # the kernel copy was tried first
+    back = lake.get_file(contract.BUCKET_RAW, "www.data", tmp_path / "back.data")
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_a_failing_kernel_copy_is_not_retried_over_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal after bytes were copied is an error (LakeError), not a second, appended copy."""
+    import errno
+    import os
+
+    from microsub.lake import local
+
+    src = tmp_path / "www.data"
+    src.write_bytes(b"x" * 100_000)
+    real = os.copy_file_range
+    state = {"calls": 0}
+
+    def copy_range(fd_in: int, fd_out: int, count: int, *args: object) -> int:
+        state["calls"] += 1
+        if state["calls"] == 1:
+            return real(fd_in, fd_out, 1000, *args)
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(local.os, "copy_file_range", copy_range)
+    lake = LocalLake(tmp_path / "lake")
+    with pytest.raises(LakeError, match="cross-device"):
+        lake.put_file(contract.BUCKET_RAW, "www.data", src)
+    assert not (tmp_path / "lake" / contract.BUCKET_RAW / "www.data").exists()
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parts_staged_in_worker_threads_give_the_same_dataset(lake: Lake, workers: int) -> None:
+    table = make_pages(5300, seed=22)
+    one = publish_pages(lake, table, prefix="one")
+    seen: list[int] = []
+    many = write_pages(lake, table, prefix="many", workers=workers, progress=seen.append)
+    assert [p.key for p in many.parts] == [p.key for p in one.parts]
+    assert [(p.rows, p.bytes, p.sha256) for p in many.parts] == [
+        (p.rows, p.bytes, p.sha256) for p in one.parts
+    ]
+    assert seen == [p.rows for p in one.parts]
+    assert lake.read_table(PAGES, "many").equals(table)
+
+
+def test_a_part_failing_in_a_worker_fails_the_publish_and_commits_nothing(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from microsub.lake import writer as writer_module
+
+    real = writer_module.parquet_bytes
+    count = {"n": 0}
+
+    def flaky(table: pa.Table, **kw: object) -> memoryview:
+        count["n"] += 1
+        if count["n"] == 3:
+            raise OSError("disk on fire")
+        return real(table, **kw)
+
+    monkeypatch.setattr(writer_module, "parquet_bytes", flaky)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_pages(lake, make_pages(6000, seed=23), workers=2)
+    with pytest.raises(DatasetNotFoundError):
+        lake.manifest(PAGES)
+    assert lake.list(PAGES, recursive=True) == []  # what the workers staged was removed
+
+
+def test_a_writer_without_statistics_writes_none_and_the_same_rows(tmp_path: Path) -> None:
+    """``statistics=False`` (the items dataset): no min/max in the footer, the same rows back."""
+    import pyarrow.parquet as pq
+
+    lake = LocalLake(tmp_path / "lake")
+    table = make_pages(500, seed=24)
+    with lake.writer(
+        PAGES, "s", dataset="pages", schema=contract.PAGES_SCHEMA, statistics=False
+    ) as writer:
+        writer.write(table)
+    manifest = writer.manifest
+    metadata = pq.ParquetFile(tmp_path / "lake" / PAGES / manifest.key(manifest.parts[0])).metadata
+    column = metadata.row_group(0).column(0)
+    assert not column.is_stats_set
+    assert lake.read_table(PAGES, "s").equals(table)
+
+
+def test_large_objects_and_raw_copies_leave_the_page_cache_once_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts of 8 MiB and more and put_file copies are dropped from the page cache after their
+    fsync; small objects (manifests) are not. The bytes are the same either way."""
+    from microsub.lake import local
+
+    dropped: list[int] = []
+    real = local._drop_cache
+    monkeypatch.setattr(local, "_drop_cache", lambda fd, *a: (dropped.append(fd), real(fd, *a)))
+    lake = LocalLake(tmp_path / "lake")
+    small, large = b"s" * 1000, np.random.default_rng(25).bytes(local._RELEASE_BYTES)
+    lake.put_bytes("reports", "small.bin", small)
+    assert dropped == []
+    lake.put_bytes("reports", "large.bin", large)
+    assert len(dropped) == 1
+    src = tmp_path / "www.data"
+    src.write_bytes(large)
+    lake.put_file(contract.BUCKET_RAW, "www.data", src)
+    assert len(dropped) == 2
+    assert lake.get_bytes("reports", "large.bin") == large
+    assert (tmp_path / "lake" / contract.BUCKET_RAW / "www.data").read_bytes() == large

@@ -26,6 +26,28 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+def readinto(stream: Readable, view: memoryview) -> int:
+    """Fill ``view`` (bytes) from ``stream`` as far as it goes; returns the bytes read (fewer
+    than ``len(view)`` only at the end of the stream).
+
+    Streams with a ``readinto`` (a plain file) write straight into ``view``; the others (gzip,
+    tar members) are read and copied.
+    """
+    into = getattr(stream, "readinto", None)
+    got = 0
+    while got < len(view):
+        if into is not None:
+            n = into(view[got:])
+        else:
+            data = stream.read(len(view) - got)
+            n = len(data)
+            view[got : got + n] = data
+        if not n:
+            break
+        got += n
+    return got
+
+
 class _CountingReader:
     """File wrapper that hashes and counts every byte read and reports progress."""
 
@@ -37,12 +59,20 @@ class _CountingReader:
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
-        if data:
+        self._count(data)
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        n = self.raw.readinto(view) or 0
+        self._count(view[:n])
+        return n
+
+    def _count(self, data: bytes | memoryview) -> None:
+        if len(data):
             self.sha256.update(data)
             self.bytes_read += len(data)
             if self.progress is not None:
                 self.progress(len(data))
-        return data
 
     def drain(self) -> None:
         """Read (and hash) what is left of the file, e.g. the tar padding."""
@@ -65,6 +95,14 @@ class Prefixed:
             out, self.head = self.head[:n], self.head[n:]
             return out
         return self.stream.read(n)
+
+    def readinto(self, view: memoryview) -> int:
+        if self.head:
+            n = min(len(view), len(self.head))
+            view[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        return readinto(self.stream, view)
 
 
 def read_full(stream: Readable, n: int) -> bytes:

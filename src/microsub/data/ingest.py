@@ -40,7 +40,9 @@ newline does not make a blank line. ``\r\n`` line ends are read as ``\n``.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,7 +58,14 @@ from microsub.contract import (
     layout_named,
 )
 from microsub.data.background import prefetch
-from microsub.data.containers import Prefixed, RawSource, Readable, read_full, strip_tar_header
+from microsub.data.containers import (
+    Prefixed,
+    RawSource,
+    Readable,
+    read_full,
+    readinto,
+    strip_tar_header,
+)
 from microsub.data.parse import detect_layout, parse_lines
 from microsub.data.sessions import Sessionizer
 from microsub.errors import ContractError, DataFormatError, QuarantineLimitError
@@ -139,19 +148,28 @@ def _batches(
     batch_bytes: int,
     cut_reason: Callable[[], str | None],
     notes: list[str],
-) -> Iterator[tuple[bytes, bool]]:
+) -> Iterator[tuple[bytearray, bool]]:
     """Yield ``(whole lines, truncated)`` batches of about ``batch_bytes``.
 
     Each batch is cut after its last newline and the rest carried into the next. NUL bytes at
     the very end (tar padding) are dropped; a last line without a newline gets one. If the
     container ends early (``cut_reason()`` says why at the end), the partial last line comes
     alone with ``truncated=True``.
+
+    A batch is read straight into its own buffer behind the carried bytes (no copy of the
+    batch; a fresh buffer each time, so a consumer may keep one).
     """
     carry = b""
-    while chunk := stream.read(batch_bytes):
-        cut = chunk.rfind(b"\n")
+    while True:
+        batch = bytearray(len(carry) + batch_bytes)
+        batch[: len(carry)] = carry
+        n = readinto(stream, memoryview(batch)[len(carry) :])
+        if not n:
+            break
+        end = len(carry) + n
+        cut = batch.rfind(b"\n", len(carry), end)
         if cut < 0:
-            carry += chunk
+            carry = bytes(batch[:end])
             if len(carry) > _MAX_LINE_BYTES:
                 if carry.strip(b"\x00"):
                     raise DataFormatError(
@@ -160,14 +178,8 @@ def _batches(
                     )
                 carry = b""  # a long run of tar padding
             continue
-        # One copy at most per batch; the chunk is released before the batch is parsed.
-        if cut == len(chunk) - 1:
-            batch = carry + chunk if carry else chunk
-            carry = b""
-        else:
-            batch = b"".join((carry, memoryview(chunk)[: cut + 1]))
-            carry = chunk[cut + 1 :]
-        del chunk
+        carry = bytes(batch[cut + 1 : end])
+        del batch[cut + 1 :]  # shrinks in place
         yield batch, False
         del batch
     reason = cut_reason()
@@ -177,7 +189,7 @@ def _batches(
     if len(tail) < len(carry):
         notes.append(f"{len(carry) - len(tail)} NUL bytes at the end dropped (tar padding)")
     if tail:
-        yield tail + b"\n", bool(reason)
+        yield bytearray(tail + b"\n"), bool(reason)
 
 
 def sniff(path: str | Path, layout: RawLayout | None = None) -> IngestReport:
@@ -223,7 +235,7 @@ def text_batches(
     layout: RawLayout | None = None,
     batch_bytes: int = 64 * 2**20,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[bytes, bool]]:
+) -> Iterator[tuple[bytearray, bool]]:
     """The log text of ``path`` as ``(whole lines, truncated)`` batches (see :func:`_batches`).
 
     Fills ``report``'s ``container``, ``layout``, ``notes``, ``text_bytes``, and, once the
@@ -377,23 +389,41 @@ def ingest(
     batches = prefetch(
         text_batches(path, report, layout=layout, batch_bytes=batch_bytes, progress=progress)
     )
-    for data, cut_short in batches:
-        if cut_short:
-            report.lines_read += 1
-            quarantine(truncated_line(report.lines_read, data))
-            continue
-        parsed = parse_lines(
-            data,
-            layout_named(report.layout),
-            first_line_no=report.lines_read + 1,
-            with_items=with_items,
-        )
-        report.lines_read += parsed.n_lines
-        quarantine(parsed.quarantine)
-        publish(sessionizer.push(parsed.pages))
-        del data, parsed  # not alive while the next batch is read
+    with _gc_frozen():
+        for data, cut_short in batches:
+            if cut_short:
+                report.lines_read += 1
+                quarantine(truncated_line(report.lines_read, data))
+                continue
+            parsed = parse_lines(
+                data,
+                layout_named(report.layout),
+                first_line_no=report.lines_read + 1,
+                with_items=with_items,
+            )
+            report.lines_read += parsed.n_lines
+            quarantine(parsed.quarantine)
+            publish(sessionizer.push(parsed.pages))
+            del data, parsed  # not alive while the next batch is read
     publish(sessionizer.finish())
     return finish(report, max_quarantine_share)
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Leave the objects alive now out of the garbage collector's passes for the block.
+
+    A process that ingests has imported the pipeline: a few hundred thousand objects, which
+    every full pass of the cyclic collector walks (about half a second each; the allocations
+    of an ingestion set off one every GB or so). They are moved to the permanent generation
+    (:func:`gc.freeze`) and back at the end (:func:`gc.unfreeze`); what the block allocates is
+    collected as usual.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ def _list_array(block: np.ndarray, dtype: pa.DataType) -> pa.Array:
     """Rows of a ``(n, 50)`` matrix as an Arrow list array of ``dtype``."""
     n = block.shape[0]
     offsets = pa.array(np.arange(0, n * ITEMS_PER_PAGE + 1, ITEMS_PER_PAGE, dtype=np.int32))
-    flat = block.astype(_NUMPY_TYPES[dtype]).reshape(-1)  # one copy, in the final type
+    # always a copy: the block is a view of the batch's scan output, which must not live on
+    # with the items (a part in the lake writer's buffer holds 65,536 rows)
+    flat = block.astype(_NUMPY_TYPES[dtype]).reshape(-1)
     return pa.ListArray.from_arrays(offsets, pa.array(flat, dtype))
 
 
@@ -73,10 +75,20 @@ def pages_table(
     n_clicks, n_carts = count("click"), count("cart")
     page_value = amount.sum(axis=1)
     real = real_items(values)
+    padding = ~real
     n_items = real.sum(axis=1)
+    scratch = np.empty(real.shape)  # one (n, 50) float64 buffer for the three means
 
-    def item_mean(x: np.ndarray) -> pa.Array:
-        return pa.array((np.where(real, x, 0.0).sum(axis=1) / n_items).astype(np.float32))
+    def item_mean(x: np.ndarray | None = None) -> pa.Array:
+        if x is not None:
+            np.copyto(scratch, x)
+        np.copyto(scratch, 0.0, where=padding)
+        return pa.array((scratch.sum(axis=1) / n_items).astype(np.float32))
+
+    def mean_log_price() -> pa.Array:
+        np.maximum(values["price"], 0.01, out=scratch)
+        np.log(scratch, out=scratch)
+        return item_mean()
 
     columns: dict[str, pa.Array] = {
         "line_no": pa.array(line_no.astype(np.int64)),
@@ -94,7 +106,7 @@ def pages_table(
         "reward": pa.array(page_value),
         "mean_ctr": item_mean(values["ctr"]),
         "mean_cvr": item_mean(values["cvr"]),
-        "mean_log_price": item_mean(np.log(np.maximum(values["price"], 0.01))),
+        "mean_log_price": mean_log_price(),
         "n_items": pa.array(n_items.astype(np.int8)),
         "done": pa.array(values["terminal"].astype(np.int8))
         if "terminal" in values

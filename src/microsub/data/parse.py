@@ -1,13 +1,22 @@
 """Parsing whole lines of the raw log into pages (and item lists) and quarantined lines.
 
-:func:`detect_layout` names the layout of a log from its first lines. :func:`parse_frame` parses
-a frame of lines with Polars's multithreaded string kernels and sorts every line into a valid
-page or a quarantined line with the first reason of :data:`REASONS` that applies;
-:func:`parse_lines` does the same for a batch of raw bytes (:func:`lines_frame` cuts them into
-lines). Both engines use it: the single-machine driver (:mod:`microsub.data.ingest`) on batches
-of the file, the Spark engine (:mod:`microsub.data.spark`) on each partition.
+:func:`detect_layout` names the layout of a log from its first lines. :func:`parse_lines` (a
+batch of raw bytes) and :func:`parse_frame` (a frame of lines) sort every line into a valid page
+or a quarantined line with the first reason of :data:`REASONS` that applies. Both engines use
+them: the single-machine driver (:mod:`microsub.data.ingest`) on batches of the file, the Spark
+engine (:mod:`microsub.data.spark`) on each partition.
 
-What is parsed and what is only checked:
+Two parsers, one result:
+
+- the *scanner* (:mod:`microsub.data.scan`, compiled) reads every line whose tokens all have a
+  plain form (``-?[0-9]+``, ``-?[0-9]+\\.[0-9]+`` with an exact mantissa, flags ``0``/``1``,
+  the layout's field and list counts) straight into value matrices; these are almost all the
+  lines of a log, and the range checks below then apply to their values;
+- the *exact parser* (:func:`_parse_exact`, Polars's string kernels) parses the other lines and
+  names their fault. It is the reference: a scanned value is bit for bit the value it gives
+  (the tests check both on the same lines).
+
+What the exact parser parses and what it only checks:
 
 - the ``;``-separated fields come from one ``str.splitn`` per line; a line is *shaped* when it
   has the layout's field count and every list field holds 49 commas (50 values);
@@ -29,7 +38,7 @@ is quarantined as ``"page id not in 0..11"``; a flag other than ``0`` or ``1`` (
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +55,7 @@ from microsub.contract import (
     RawLayout,
 )
 from microsub.data.pages import LIST_FIELDS, pages_table, real_items
+from microsub.data.scan import Scan, scan_lines, scan_text
 from microsub.errors import DataFormatError
 
 #: Why a line was quarantined. When a line has several faults, the first in this order wins.
@@ -200,24 +210,46 @@ def parse_lines(
     first_line_no: int = 1,
     with_items: bool = True,
 ) -> ParsedBatch:
-    """Parse complete lines of the raw log (each ending in ``\\n``): :func:`parse_frame` of
-    :func:`lines_frame`.
+    """Parse complete lines of the raw log (each ending in ``\\n``).
+
+    The same pages and quarantine as :func:`parse_frame` of :func:`lines_frame`, without
+    making a frame of the lines first: well-formed lines are scanned straight from the bytes
+    (:func:`microsub.data.scan.scan_text`), and only the others are cut into a frame.
 
     Args:
         data: whole lines, each ending in ``\\n`` (the last one included).
         layout: the raw layout of the lines.
         first_line_no: 1-based line number of the first line in the raw text.
         with_items: build the item-list columns (skip them when only pages are needed).
+
+    Raises:
+        ValueError: ``data`` does not end with a newline.
     """
-    lines = lines_frame(data, first_line_no)
-    pages, quarantine = parse_frame(lines, layout, with_items=with_items)
-    return ParsedBatch(pages=pages, quarantine=quarantine, n_lines=lines.height)
+    if data and not data.endswith(b"\n"):
+        raise ValueError("parse_lines needs whole lines: data must end with a newline")
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+    scanned = scan_text(data, layout)
+    n = len(scanned.ok)
+    line_no = np.arange(first_line_no, first_line_no + n, dtype=np.int64)
+
+    def rows(picked: np.ndarray) -> pl.DataFrame:
+        starts, ends = scanned.starts[picked], scanned.ends[picked]
+        text = b"".join(data[a : b + 1] for a, b in zip(starts, ends, strict=True))
+        return lines_frame(text).with_columns(line_no=pl.Series(line_no[picked]))
+
+    pages, quarantine = _sort_out(scanned, line_no, rows, layout, with_items)
+    return ParsedBatch(pages=pages, quarantine=quarantine, n_lines=n)
 
 
 def parse_frame(
     lines: pl.DataFrame, layout: RawLayout, *, with_items: bool = True
 ) -> tuple[pa.Table, pa.Table]:
     """Sort lines into pages and quarantined lines, with the first reason of :data:`REASONS`.
+
+    Well-formed lines are scanned from the bytes of the ``raw`` column
+    (:func:`microsub.data.scan.scan_lines`); the others are parsed by Polars's string kernels,
+    which name their fault (:func:`_parse_exact`). Both give the same values for a line.
 
     Args:
         lines: ``line_no`` (Int64) and ``raw`` (String, without the newline), in file order.
@@ -228,6 +260,80 @@ def parse_frame(
         ``(pages, quarantine)``: the pages (:func:`microsub.data.pages.pages_table`; sessions
         not assigned) and :data:`~microsub.contract.QUARANTINE_SCHEMA` rows, both in line order.
     """
+    array = lines.get_column("raw").to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string())
+    n = len(array)
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + n + 1]
+    data = array.buffers()[2]
+    buffer = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    scanned = scan_lines(buffer, offsets[:-1], offsets[1:], layout)
+    line_no = lines.get_column("line_no").to_numpy()
+    return _sort_out(scanned, line_no, lambda picked: lines[picked], layout, with_items)
+
+
+def _sort_out(
+    scanned: Scan,
+    line_no: np.ndarray,
+    rows: Callable[[np.ndarray], pl.DataFrame],
+    layout: RawLayout,
+    with_items: bool,
+) -> tuple[pa.Table, pa.Table]:
+    """Pages and quarantine of scanned lines (see :func:`parse_frame`).
+
+    Args:
+        scanned: the scan of ``n`` lines.
+        line_no: ``(n,)`` their line numbers.
+        rows: the lines of the given indices as a frame of ``line_no`` and ``raw`` (what
+            :func:`lines_frame` makes), for the lines that need their text.
+    """
+    ok = scanned.ok
+    fast = np.flatnonzero(ok)
+    values = scanned.values
+    if len(fast) < len(ok):
+        values = {k: v[fast] for k, v in values.items()}
+    code = _reason_codes(values, np.zeros(len(fast), bool), {}, len(fast))
+    good = code == 0
+    if not good.all():
+        values = {k: v[good] for k, v in values.items()}
+    pages = pages_table(values, line_no[fast[good]], layout, with_items)
+    quarantines = []
+    if not good.all():  # numbers out of range: the checks of the exact parser
+        bad = fast[~good]
+        quarantines.append(_quarantine(rows(bad), code[~good]))
+    if len(fast) < len(ok):  # the exact parser names the faults of the other lines
+        slow = rows(np.flatnonzero(~ok))
+        exact_pages, exact_quarantine = _parse_exact(slow, layout, with_items=with_items)
+        pages = _in_line_order(pa.concat_tables([pages, exact_pages]))
+        quarantines.append(exact_quarantine)
+    if not quarantines:
+        return pages, QUARANTINE_SCHEMA.empty_table()
+    return pages, _in_line_order(pa.concat_tables(quarantines))
+
+
+def _in_line_order(table: pa.Table) -> pa.Table:
+    order = np.argsort(table.column("line_no").to_numpy(), kind="stable")
+    return table.take(order)
+
+
+def _quarantine(lines: pl.DataFrame, code: np.ndarray) -> pa.Table:
+    """Quarantine rows of ``lines`` (``line_no``, ``raw``) with reason codes ``code``."""
+    return pa.table(
+        {
+            "line_no": pa.array(lines.get_column("line_no").to_numpy(), pa.int64()),
+            "reason": pa.array(np.asarray(REASONS, object)[code - 1], pa.string()),
+            "raw": lines.get_column("raw").to_arrow().cast(pa.large_string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _parse_exact(
+    lines: pl.DataFrame, layout: RawLayout, *, with_items: bool = True
+) -> tuple[pa.Table, pa.Table]:
+    """:func:`parse_frame` with Polars's string kernels alone: the parser of lines that are not
+    well formed, which names the first fault of each (arguments and result as there)."""
     names = [f"f{k}" for k in range(layout.n_fields)]
     fields = lines.select(
         pl.col("raw").str.splitn(";", layout.n_fields).struct.rename_fields(names).struct.unnest(),
@@ -246,15 +352,7 @@ def parse_frame(
     line_no = lines.get_column("line_no").to_numpy()
     pages = pages_table(values, line_no[rows[good]], layout, with_items)
     bad = np.flatnonzero(code)
-    quarantine = pa.table(
-        {
-            "line_no": pa.array(line_no[bad], pa.int64()),
-            "reason": pa.array(np.asarray(REASONS, object)[code[bad] - 1], pa.string()),
-            "raw": lines.get_column("raw").gather(bad).to_arrow().cast(pa.large_string()),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-    return pages, quarantine
+    return pages, _quarantine(lines[bad], code[bad])
 
 
 def _shape_codes(lines: pl.DataFrame, fields: pl.DataFrame, layout: RawLayout) -> np.ndarray:
@@ -350,28 +448,30 @@ def _shaped(fields: pl.DataFrame, cast: pl.DataFrame, layout: RawLayout) -> np.n
     ``splitn`` leaves the last field null when fields are missing and puts the rest of the line,
     with its ``;``, in it when there are more.
 
-    Cast lists are measured by their length; a flag list of 99 bytes holds 49 commas unless it
-    is malformed anyway, so commas are counted only in flag lists of another length.
+    Cast lists are measured by their length, flag lists (not cast) by their commas: a flag list
+    of the right length in bytes may still hold 49 values (``1,00,1,...``).
     """
     present = _present(layout)
     lists = [f for f in present if f in LIST_FIELDS and f not in _FLAGS]
     flags = [f for f in present if f in _FLAGS]
-    checks = cast.select(*(pl.col(f).list.len() == ITEMS_PER_PAGE for f in lists))
     last = pl.col(f"f{layout.n_fields - 1}")  # null if fields are missing; holds ';' if extra
-    sizes = fields.select(
-        last.is_not_null() & ~last.str.contains(";", literal=True),
-        *(pl.col(f"f{getattr(layout, f)}").str.len_bytes().alias(f) for f in flags),
+    checks = pl.concat(
+        [
+            fields.select(
+                (last.is_not_null() & ~last.str.contains(";", literal=True)).alias("fields"),
+                *(
+                    pl.col(f"f{getattr(layout, f)}").str.count_matches(",", literal=True)
+                    == ITEMS_PER_PAGE - 1
+                    for f in flags
+                ),
+            ),
+            cast.select(*(pl.col(f).list.len() == ITEMS_PER_PAGE for f in lists)),
+        ],
+        how="horizontal",
     )
-    shaped = sizes.to_series(0).fill_null(False).to_numpy()
+    shaped = np.ones(fields.height, bool)
     for column in checks.iter_columns():
         shaped &= column.fill_null(False).to_numpy()
-    for name in flags:
-        sized = sizes.get_column(name).fill_null(0).to_numpy() == _FLAG_BYTES
-        odd = np.flatnonzero(shaped & ~sized)
-        if len(odd):
-            text = fields.get_column(f"f{getattr(layout, name)}").gather(odd)
-            commas = text.str.count_matches(",", literal=True).to_numpy()
-            shaped[odd] = commas == ITEMS_PER_PAGE - 1
     return shaped
 
 

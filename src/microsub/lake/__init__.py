@@ -13,8 +13,9 @@ Layout (the same in both backends; a bucket is a folder of a local lake)::
 
 Commit protocol of a publish (:class:`DatasetWriter`):
 
-1. every part is serialised to Parquet in memory (one part at a time), hashed, and uploaded under
-   ``_staging/<token>/``, unless the same bytes already sit at the part's final key;
+1. every part is serialised to Parquet in memory (one part at a time, or ``workers`` at once in
+   threads), hashed, and uploaded under ``_staging/<token>/``, unless the same bytes already sit
+   at the part's final key; parts are numbered in the order they were written;
 2. on a clean exit the staged parts are promoted to their final keys (``os.replace`` locally, a
    server-side copy on S3): new parts land beside the old ones, whose names differ by hash;
 3. ``_manifest.json`` is replaced (tmp file + ``os.replace`` locally, one PUT on S3, both atomic):

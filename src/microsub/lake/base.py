@@ -74,7 +74,9 @@ class Lake(ABC):
         """Names of the buckets present."""
 
     @abstractmethod
-    def _put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+    def _put(
+        self, bucket: str, key: str, data: bytes | memoryview, content_type: str
+    ) -> None:
         """Store ``data`` at ``key``, atomically (readers see the old or the new object)."""
 
     @abstractmethod
@@ -230,6 +232,8 @@ class Lake(ABC):
         part_rows: int | None = None,
         progress: Progress | None = None,
         dictionary: bool = True,
+        statistics: bool = True,
+        workers: int = 1,
     ) -> DatasetWriter:
         """A :class:`DatasetWriter` that publishes a dataset at ``(bucket, prefix)``.
 
@@ -246,6 +250,9 @@ class Lake(ABC):
             part_rows: rows per part; ``None`` makes one part per ``write`` call.
             progress: called with the rows of each part once that part is staged.
             dictionary: dictionary-encode the columns (:func:`parquet_bytes`).
+            statistics: write min/max statistics of the columns (:func:`parquet_bytes`).
+            workers: parts serialised and uploaded at once, in worker threads (Parquet encodes
+                one part on one core); the manifest lists them in the order written.
         """
         return DatasetWriter(
             self,
@@ -257,6 +264,8 @@ class Lake(ABC):
             part_rows=part_rows,
             progress=progress,
             dictionary=dictionary,
+            statistics=statistics,
+            workers=workers,
         )
 
     def publish(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +67,13 @@ class DatasetWriter:
         part_rows: int | None = None,
         progress: Progress | None = None,
         dictionary: bool = True,
+        statistics: bool = True,
+        workers: int = 1,
     ) -> None:
         if part_rows is not None and part_rows < 1:
             raise ValueError(f"part_rows must be a positive row count or None, got {part_rows}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.lake = lake
         self.bucket = check_bucket(bucket)
         self.prefix = norm_prefix(prefix)
@@ -78,11 +83,16 @@ class DatasetWriter:
         self.meta = plain_json(dict(meta or {}), what=f"meta of dataset {dataset!r}")
         self.part_rows = part_rows
         self.dictionary = dictionary
+        self.statistics = statistics
+        self.workers = workers
         self.progress = progress
         self.manifest: Manifest | None = None
         # A unique folder name for this publish, not a random draw: no seed applies.
         self._token = uuid.uuid4().hex[:16]
         self._staged: list[_StagedPart] = []
+        # parts being serialised and uploaded in worker threads, in part order: (rows, future)
+        self._pending: list[tuple[int, Future[_StagedPart]]] = []
+        self._pool: ThreadPoolExecutor | None = None
         self._buffer: list[pa.Table] = []
         self._buffered_rows = 0
         self._promoted: list[str] = []  # final keys this writer created, until it commits
@@ -109,7 +119,8 @@ class DatasetWriter:
     @property
     def rows(self) -> int:
         """Rows written so far (staged or buffered)."""
-        return sum(s.info.rows for s in self._staged) + self._buffered_rows
+        staged = sum(s.info.rows for s in self._staged) + sum(r for r, _ in self._pending)
+        return staged + self._buffered_rows
 
     def write(self, table: pa.Table) -> None:
         """Add rows: conform ``table`` to the schema and stage it (or buffer it into parts).
@@ -146,8 +157,11 @@ class DatasetWriter:
             if self._buffered_rows:
                 self._stage(pa.concat_tables(self._buffer))
                 self._buffer, self._buffered_rows = [], 0
-            if not self._staged:
+            if not self._staged and not self._pending:
                 self._stage(self.schema.empty_table())
+            while self._pending:
+                self._collect()
+            self._close_pool()
             for part in self._staged:
                 if part.staging_key is not None:
                     final = join_key(self.prefix, part.info.key)
@@ -187,6 +201,11 @@ class DatasetWriter:
             return
         self._state = "aborted"
         self._buffer, self._buffered_rows = [], 0
+        for _, future in self._pending:  # let the uploads under way finish, then remove them
+            if not future.cancel() and future.exception() is None:
+                self._staged.append(future.result())
+        self._pending = []
+        self._close_pool()
         leftovers = self._promoted + [p.staging_key for p in self._staged if p.staging_key]
         try:
             for key in leftovers:
@@ -204,12 +223,40 @@ class DatasetWriter:
             )
 
     def _stage(self, table: pa.Table) -> None:
+        """Stage ``table`` as the next part: here, or in a worker thread when ``workers > 1``
+        (at most ``workers`` parts under way; the manifest lists parts in the order staged)."""
+        self.lake._ensure_bucket(self.bucket)
+        index = len(self._staged) + len(self._pending)
+        if self.workers == 1:
+            self._record(self._stage_part(index, table))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="microsub-part")
+        self._pending.append((table.num_rows, self._pool.submit(self._stage_part, index, table)))
+        while len(self._pending) > self.workers:
+            self._collect()
+
+    def _collect(self) -> None:
+        """Wait for the oldest part under way and record it (re-raises its failure)."""
+        _, future = self._pending.pop(0)
+        self._record(future.result())
+
+    def _record(self, part: _StagedPart) -> None:
+        self._staged.append(part)
+        if self.progress is not None:
+            self.progress(part.info.rows)
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _stage_part(self, index: int, table: pa.Table) -> _StagedPart:
         """Serialise one part, hash it, and upload it to the staging folder unless the same
         bytes are already at its final key."""
-        self.lake._ensure_bucket(self.bucket)
-        data = parquet_bytes(table, dictionary=self.dictionary)
+        data = parquet_bytes(table, dictionary=self.dictionary, statistics=self.statistics)
         sha = hashlib.sha256(data).hexdigest()
-        name = f"part-{len(self._staged):05d}-{sha[:8]}.parquet"
+        name = f"part-{index:05d}-{sha[:8]}.parquet"
         final = join_key(self.prefix, name)
         staging_key: str | None = join_key(self.prefix, f"{STAGING_DIR}/{self._token}/{name}")
         if self.lake._size(self.bucket, final) == len(data) and (
@@ -218,8 +265,4 @@ class DatasetWriter:
             staging_key = None
         else:
             self.lake._put(self.bucket, staging_key, data, PARQUET_CONTENT_TYPE)
-        self._staged.append(
-            _StagedPart(PartInfo(name, table.num_rows, len(data), sha), staging_key)
-        )
-        if self.progress is not None:
-            self.progress(table.num_rows)
+        return _StagedPart(PartInfo(name, table.num_rows, len(data), sha), staging_key)

@@ -31,6 +31,10 @@ from microsub.progress import ProgressFactory, quiet
 #: Parts of the pages and items datasets hold at most this many rows (bounded reader memory).
 PART_ROWS = 65_536
 
+#: Items parts encoded at once: Parquet encodes a part on one core, and the items (100 MB a
+#: part in memory) are the largest cost of an ingestion after parsing.
+ITEMS_WORKERS = 2
+
 
 def ingest_raw(
     settings: Settings,
@@ -155,6 +159,8 @@ def _publish(
                     dataset="items",
                     schema=contract.ITEMS_SCHEMA,
                     dictionary=False,
+                    statistics=False,  # min/max of 23 million values a GB that nothing reads
+                    workers=ITEMS_WORKERS,
                     **common,
                 )
             ),
