@@ -30,80 +30,14 @@ registered (``--train`` runs the pipeline's train stage first, which registers t
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import secrets
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-
-import httpx
-import numpy as np
 
 from microsub import pipeline
 from microsub.config import get_settings
 from microsub.lake import open_lake
-from microsub.serve import latency, loadtest, registry, scoring
+from microsub.serve import latency, registry
 from microsub.serve.app import MAX_IN_FLIGHT
-
-HOST = "127.0.0.1"
-
-
-def session_bodies(pages, sessions: int, seed: int) -> list[list[dict]]:
-    """Every prefix of ``sessions`` random sessions: the pages a client sends per request."""
-    ids = np.random.default_rng(seed).choice(pages["session_id"].unique(), sessions, replace=False)
-    chosen = pages[pages["session_id"].isin(ids)].sort_values(["session_id", "line_no"])
-    out = []
-    for _, session in chosen.groupby("session_id"):
-        records = json.loads(session[list(scoring.PAGE_FIELDS)].to_json(orient="records"))
-        out += [records[: t + 1] for t in range(len(records))]
-    order = np.random.default_rng(seed + 1).permutation(len(out))
-    return [out[i] for i in order]
-
-
-def in_process(bodies: list[list[dict]], scorer: scoring.Scorer, n: int) -> list[float]:
-    """Seconds to score the last page of each of ``n`` bodies (features + models)."""
-    times = []
-    for i in range(n):
-        pages = bodies[i % len(bodies)]
-        start = time.perf_counter()
-        scoring.score_session(pages, scorer)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, key: str, log: Path, max_in_flight: int) -> subprocess.Popen:
-    """``microsub serve`` with the current settings and ``key``; waits for /health."""
-    env = {**os.environ, "MICROSUB_API_KEY": key}
-    command = [str(Path(sys.executable).parent / "microsub"), "serve", "--host", HOST,
-               "--port", str(port), "--max-in-flight", str(max_in_flight)]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"microsub serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("microsub serve did not answer /health within 120 s")
-
-
-def load_avg() -> tuple[float, float, float]:
-    """The machine's 1, 5 and 15 minute load averages (as ``uptime`` prints them)."""
-    one, five, fifteen = os.getloadavg()
-    return round(one, 2), round(five, 2), round(fifteen, 2)
+from microsub.serve.measure import LoadPlan, measure_service, session_bodies
 
 
 def _ms(value) -> str:
@@ -147,35 +81,6 @@ def print_summary(report: dict) -> None:
     )
 
 
-def measure(args, scorer, bodies, requests, models, port, key, log) -> dict:
-    """One repeat: in-process times, then a fresh server under each rate; its report."""
-    inside = in_process(bodies, scorer, args.in_process)
-    server = start_server(port, key, log, args.max_in_flight)
-    runs, loads = [], []
-    try:
-        loadtest.open_loop(HOST, port, requests, rate=50, duration=3)  # warm-up, not counted
-        for rate in (float(r) for r in args.rates.split(",")):
-            before = load_avg()
-            run = loadtest.open_loop(
-                HOST, port, requests, rate=rate, duration=args.duration, timeout=args.timeout
-            )
-            runs.append(run)
-            loads.append({"before": before, "after": load_avg()})
-            time.sleep(2)  # let a saturated server drain before the next rate
-    finally:
-        server.terminate()
-        server.wait(30)
-    return latency.serving_report(
-        runs, inside,
-        {t: {"name": m.info.name, "version": m.info.version} for t, m in models.items()},
-        server={"workers": 1, "host": HOST, "access_log": False,
-                "max_in_flight": args.max_in_flight},
-        machine={"cpus": os.cpu_count(), "python": platform.python_version(),
-                 "platform": platform.platform()},
-        load_avg=loads,
-    )  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="200,1000", help="requests/s, comma-separated")
@@ -197,16 +102,17 @@ def main() -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     ctx = pipeline.run(settings, stages=("train",) if args.train else ())
     models = registry.champions(settings)
-    scorer = scoring.Scorer.from_models(models)
-    pages = pipeline.read_pages(ctx).to_pandas()
-    bodies = session_bodies(pages, args.sessions, settings.seed)
-    key, port = secrets.token_urlsafe(24), free_port()
-    requests = loadtest.prepare(HOST, port, "/score",
-                                [json.dumps({"pages": b}).encode() for b in bodies],
-                                {"X-API-Key": key})  # fmt: skip
+    bodies = session_bodies(pipeline.read_pages(ctx).to_pandas(), args.sessions, settings.seed)
+    plan = LoadPlan(
+        rates=tuple(float(r) for r in args.rates.split(",")),
+        duration=args.duration,
+        timeout=args.timeout,
+        max_in_flight=args.max_in_flight,
+        in_process=args.in_process,
+    )
     reports = []
     for i in range(args.repeat):
-        reports.append(measure(args, scorer, bodies, requests, models, port, key, log))
+        reports.append(measure_service(bodies, models, plan, log))
         print_table(reports[-1], f"repeat {i + 1} of {args.repeat}, {reports[-1]['measured_at']}")
     report = latency.combine(reports)
     print_summary(report)

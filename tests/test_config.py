@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,22 @@ def test_profiles_grow_and_describe_themselves() -> None:
     sizes = [config.PROFILES[n].n_pages for n in ("ci", "default", "full")]
     assert sizes == sorted(sizes) == [20_000, 300_000, 1_500_000]
     assert all(p.description for p in config.PROFILES.values())
+
+
+def test_the_environment_of_a_child_gives_it_the_same_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("MICROSUB_") or name.startswith("MLFLOW_"):
+            monkeypatch.delenv(name)
+    settings = Settings(
+        profile="ci", seed=7, data_dir=tmp_path, lake=str(tmp_path / "lake"), s3_secure=True,
+        s3_access_key="k", s3_secret_key="s3cret", latency_check_seconds=2.5,
+        mlflow_tracking_uri="http://127.0.0.1:5000",
+    )  # fmt: skip
+    env = settings.environment()
+    assert env["MICROSUB_S3_SECRET_KEY"] == "s3cret" and env["MICROSUB_S3_SECURE"] == "1"
+    assert "MICROSUB_RAW_PATH" not in env  # unset stays unset
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings

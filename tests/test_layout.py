@@ -46,6 +46,7 @@ FLOORS = {
     "microsub.pipeline": 5,
     "microsub.report": 5,
     "microsub.cli": 6,
+    "microsub.__main__": 6,
     "microsub.serve.app": 6,
 }
 FLOOR_NAMES = ["ground", "storage", "data", "core", "decide", "compose", "faces"]

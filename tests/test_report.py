@@ -32,13 +32,25 @@ def _name(path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def report_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Settings every document's kernel runs with: the ci profile and one shared data folder."""
+    """Settings every document's kernel runs with: the ci profile and one shared data folder,
+    where the whole pipeline has run first, as ``make report`` runs it before rendering (so
+    the chapters read registered champions and a measured scoring service; a 2 s latency check
+    keeps it short)."""
+    from microsub import pipeline
+    from microsub.config import Settings
+
     base = tmp_path_factory.mktemp("report-data")
-    return {
+    env = {
         "MICROSUB_PROFILE": "ci",
         "MICROSUB_DATA_DIR": str(base / "data"),
         "MICROSUB_LAKE": str(base / "lake"),
+        "MICROSUB_LATENCY_CHECK_SECONDS": "2",
     }
+    pipeline.run(
+        Settings(profile="ci", data_dir=base / "data", lake=str(base / "lake"),
+                 latency_check_seconds=2.0)
+    )  # fmt: skip
+    return env
 
 
 @pytest.fixture(scope="session")

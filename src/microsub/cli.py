@@ -46,7 +46,7 @@ from microsub.lake import open_lake
 from microsub.pipeline.monitor import monitor as monitor_drift
 from microsub.pipeline.score import score_dataset
 from microsub.progress import LineProgress, ProgressFactory
-from microsub.serve import registry
+from microsub.serve import latency, registry
 from microsub.serve.app import MAX_IN_FLIGHT, create_app
 
 app = typer.Typer(
@@ -303,6 +303,15 @@ def _print_outputs(ctx: pipeline.Context) -> None:
             f"{v.data_rows:,} pages ({v.data_digest})",
         )  # fmt: skip
     console.print(table)
+    if lake.exists(contract.BUCKET_REPORTS, latency.REPORT_KEY):
+        served = latency.read(lake)
+        at = next(r for r in served["rates"] if r["rate"] == served["reference_rate"])
+        p99 = "no answers" if at["p99_ms"] is None else f"p99 {at['p99_ms']:.1f} ms"
+        console.print(
+            f"scoring service: {p99}, {at['errors']} errors at {served['reference_rate']} "
+            f"requests/s (gate: p99 < {served['gate_p99_ms']:g} ms); "
+            f"{contract.BUCKET_REPORTS}/{latency.REPORT_KEY}"
+        )
 
 
 #: Exit status of ``microsub monitor`` when a column drifted past the act threshold (PSI >= 0.2):

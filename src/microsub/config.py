@@ -33,6 +33,9 @@ variable                    meaning
 ``MICROSUB_INGEST_ENGINE``  ``polars`` (this machine, default) or ``spark``
 ``MICROSUB_SPARK_MASTER``   Spark master of ``--engine spark`` (default ``local[*]``; a cluster's
                             URL, e.g. ``spark://host:7077``, ``yarn``)
+``MICROSUB_LATENCY_CHECK_SECONDS``  seconds of load at 200 requests/s with which the
+                            pipeline's ``serve`` stage measures the scoring service (default
+                            10; ``0`` skips it, and the latency gate stays unmeasured)
 ==========================  =================================================================
 """
 
@@ -151,6 +154,9 @@ class Settings(BaseSettings):
     # which engine ingests the raw log: Polars on this machine, or Spark (the `spark` extra)
     ingest_engine: Literal["polars", "spark"] = "polars"
     spark_master: str = Field(default="local[*]", min_length=1)
+    latency_check_seconds: float = Field(
+        default=10.0, ge=0.0, description="seconds of the pipeline's latency check (0: none)"
+    )
 
     @field_validator("lake")
     @classmethod
@@ -185,6 +191,23 @@ class Settings(BaseSettings):
     def synthetic_raw_path(self) -> Path:
         """Where the synthetic log of this profile and seed is written."""
         return self.data_dir / "raw" / f"synthetic-{self.profile}-seed{self.seed}.txt"
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``MICROSUB_*`` environment variables (unset fields left out), for
+        a child process that must see the same settings (``microsub serve`` under the
+        pipeline's latency check). Holds the secrets in clear: pass it to the child's
+        environment only, never print or store it."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = int(value)
+            out[f"MICROSUB_{name.upper()}"] = str(value)
+        return out
 
     @property
     def raw_input(self) -> Path:

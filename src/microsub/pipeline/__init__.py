@@ -7,7 +7,9 @@ Stages, each idempotent (it does nothing when its output in the lake is already 
 3. ``explore`` (:mod:`.explore`): hypotheses, survival, audit -> ``reports/findings.yaml``;
 4. ``train`` (:mod:`.train`): models, the MLflow registry, ``reports/benchmark.json``;
 5. ``simulate`` (:mod:`.simulate`): the session simulator, policies, ``reports/simulation.json``;
-6. ``business`` (:mod:`.business`): retention programmes, fairness, every gate measured,
+6. ``latency`` (:mod:`.latency`): the scoring service under load with the champions,
+   ``reports/serving.json``;
+7. ``business`` (:mod:`.business`): retention programmes, fairness, every gate measured,
    ``reports/business.json``.
 
 :mod:`.run` chains them (:data:`STAGES`); :mod:`.context` and :mod:`.cache` hold what they

@@ -11,6 +11,7 @@ from microsub.pipeline.business import business_stage
 from microsub.pipeline.context import Context
 from microsub.pipeline.explore import explore_stage
 from microsub.pipeline.ingest import ingest_raw
+from microsub.pipeline.latency import latency_stage
 from microsub.pipeline.raw import prepare_raw
 from microsub.pipeline.simulate import simulate_stage
 from microsub.pipeline.train import train_stage
@@ -23,6 +24,7 @@ STAGES: dict[str, Stage] = {
     "explore": explore_stage,
     "train": train_stage,
     "simulate": simulate_stage,
+    "latency": latency_stage,
     "business": business_stage,
 }
 

@@ -16,7 +16,10 @@ Scores:
 * ``p_leave``: P(the shopper leaves after this page), the churn champion's ``predict_proba``
   (feature set ``churn``, end of the page);
 * ``expected_value``: expected Yuan spent on this page, the value champion's ``predict``
-  (feature set ``value``, start of the page).
+  (feature set ``value``, start of the page), floored at 0: spend is never negative, so neither
+  is its expectation, but a linear champion extrapolates below zero on pages unlike its
+  training pages (``max(0, f(x))`` is also never further from the true expectation than
+  ``f(x)``).
 """
 
 from __future__ import annotations
@@ -127,9 +130,8 @@ class Scorer:
         small = x_churn.shape[0] <= FAST_ROWS
         churn, value = (self.fast_churn, self.fast_value) if small else (self.churn, self.value)
         p_leave = churn.predict_proba(x_churn)[:, self.positive]
-        return np.asarray(p_leave, dtype=np.float64), np.asarray(
-            value.predict(x_value), dtype=np.float64
-        )
+        spend = np.maximum(np.asarray(value.predict(x_value), dtype=np.float64), 0.0)
+        return np.asarray(p_leave, dtype=np.float64), spend
 
 
 def score_pages(pages: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from microsub.report.tables.business import (
     programme_display,
     qini_display,
     sensitivity_display,
+    serving_display,
     worth_display,
 )
 from microsub.report.tables.deck import data_overview, feature_strategy, gate_summary
@@ -88,6 +89,7 @@ __all__ = [
     "feature_findings_display",
     "feature_sets_display",
     "gate_display",
+    "serving_display",
     "gate_summary",
     "gap_display",
     "gates_table",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 
 from microsub import fmt
@@ -143,6 +146,35 @@ def gate_display(gates: pd.DataFrame) -> pd.DataFrame:
             "Measured by": gates["measured_by"],
         }
     )
+
+
+def serving_display(report: Mapping[str, Any]) -> pd.DataFrame:
+    """The scoring service's measured latency (``reports/serving.json``, keys in
+    :mod:`microsub.serve.latency`): one row per load rate over HTTP, and one page scored inside
+    the process, for the book."""
+
+    def ms(x: Any) -> str:
+        return "n/a" if x is None else fmt.format_number(x)
+
+    rows = [
+        {
+            "Requests": f"POST /score, {fmt.format_count(r['rate'])} per second for "
+            f"{fmt.format_setting(r['duration_s'])} s",
+            "Answered": fmt.format_count(r["ok"]),
+            "Errors": fmt.format_count(r["errors"]),
+            "p50 (ms)": ms(r["p50_ms"]),
+            "p99 (ms)": ms(r["p99_ms"]),
+            "Max (ms)": ms(r["max_ms"]),
+        }
+        for r in report["rates"]
+    ]
+    inside = report["in_process_ms"]
+    rows.append({
+        "Requests": "one page inside the process (features and both models, no HTTP)",
+        "Answered": fmt.format_count(inside["n"]), "Errors": "", "p50 (ms)": ms(inside["p50"]),
+        "p99 (ms)": ms(inside["p99"]), "Max (ms)": "",
+    })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 _SIM_NAMES = {"learned": "learned simulator", "truth": "true generator"}
