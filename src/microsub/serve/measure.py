@@ -25,12 +25,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 
@@ -108,6 +109,16 @@ def load_avg() -> tuple[float, float, float]:
     return round(one, 2), round(five, 2), round(fifteen, 2)
 
 
+def _healthy(port: int) -> bool:
+    """Whether ``GET /health`` on ``HOST:port`` answers 200 within a second (the standard
+    library's client: the base install has no HTTP client of its own)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
 def start_server(
     port: int,
     key: str,
@@ -134,11 +145,9 @@ def start_server(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServingError(f"microsub serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
+        if _healthy(port):
+            return process
+        time.sleep(0.2)
     process.terminate()
     process.wait(30)
     raise ServingError(
