@@ -42,8 +42,17 @@ import threading
 import time
 from pathlib import Path
 
-_LISTS = {5: "position", 6: "ctr", 7: "cvr", 8: "price", 9: "click", 10: "cart", 11: "fav",
-          12: "amount", 13: "feature"}
+_LISTS = {
+    5: "position",
+    6: "ctr",
+    7: "cvr",
+    8: "price",
+    9: "click",
+    10: "cart",
+    11: "fav",
+    12: "amount",
+    13: "feature",
+}
 
 
 def naive_ingest(path: Path, out: Path, *, with_items: bool) -> int:
@@ -106,11 +115,15 @@ def engine_ingest(path: Path, out: Path, *, engine: str, with_items: bool) -> in
     rows = pipeline.ingest.PART_ROWS
     with (
         lake.writer(
-            contract.BUCKET_PROCESSED, dataset="pages", schema=contract.PAGES_SCHEMA,
+            contract.BUCKET_PROCESSED,
+            dataset="pages",
+            schema=contract.PAGES_SCHEMA,
             part_rows=rows,
         ) as pages,
         lake.writer(
-            contract.BUCKET_QUARANTINE, dataset="quarantine", schema=contract.QUARANTINE_SCHEMA,
+            contract.BUCKET_QUARANTINE,
+            dataset="quarantine",
+            schema=contract.QUARANTINE_SCHEMA,
             part_rows=rows,
         ) as quarantine,
         background.threaded(lambda n, t: (pages if n == "pages" else quarantine).write(t)) as s,

@@ -46,20 +46,30 @@ def _ms(value) -> str:
 
 def print_table(report: dict, title: str) -> None:
     """One repeat: per rate, the latency, errors by kind and the load averages around it."""
-    head = (f"{'rate (req/s)':>12} {'sent':>7} {'errors':>7} {'achieved':>9} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'max ms':>8}  {'load before -> after (1/5/15 min)':<36} non-200")
+    head = (
+        f"{'rate (req/s)':>12} {'sent':>7} {'errors':>7} {'achieved':>9} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8}  {'load before -> after (1/5/15 min)':<36} non-200"
+    )
     print(f"\n{title}\n{head}\n{'-' * len(head)}")  # fmt: skip
     for r in report["rates"]:
         load = r.get("load_avg", {})
-        around = (f"{'/'.join(f'{x:.2f}' for x in load['before'])} -> "
-                  f"{'/'.join(f'{x:.2f}' for x in load['after'])}") if load else ""
+        around = (
+            (
+                f"{'/'.join(f'{x:.2f}' for x in load['before'])} -> "
+                f"{'/'.join(f'{x:.2f}' for x in load['after'])}"
+            )
+            if load
+            else ""
+        )
         bad = {k: v for k, v in r["statuses"].items() if k != "200"}
         print(f"{r['rate']:>12g} {r['sent']:>7} {r['errors']:>7} {r['achieved_rps']:>9.1f} "
               f"{_ms(r['p50_ms'])} {_ms(r['p99_ms'])} {_ms(r['max_ms'])}  {around:<36} "
               f"{bad or ''}")  # fmt: skip
     inside = report["in_process_ms"]
-    print(f"{'in-process':>12} {inside['n']:>7} {'':>7} {'':>9} {_ms(inside['p50'])} "
-          f"{_ms(inside['p99'])} {'':>8}  (one page: features + both models, no HTTP)")
+    print(
+        f"{'in-process':>12} {inside['n']:>7} {'':>7} {'':>9} {_ms(inside['p50'])} "
+        f"{_ms(inside['p99'])} {'':>8}  (one page: features + both models, no HTTP)"
+    )
 
 
 def print_summary(report: dict) -> None:
@@ -72,8 +82,10 @@ def print_summary(report: dict) -> None:
         print(f"{r['rate']:>12g} {r['errors']:>7g} {r['achieved_rps']:>9.1f} "
               f"{_ms(r['p50_ms'])} {_ms(r['p99_ms'])} {_ms(r['max_ms'])}")  # fmt: skip
     inside = report["in_process_median_ms"]
-    print(f"{'in-process':>12} {'':>7} {'':>9} {_ms(inside['p50'])} {_ms(inside['p99'])} "
-          f"{'':>8}   (one page: features + both models, no HTTP)")
+    print(
+        f"{'in-process':>12} {'':>7} {'':>9} {_ms(inside['p50'])} {_ms(inside['p99'])} "
+        f"{'':>8}   (one page: features + both models, no HTTP)"
+    )
     print(
         f"target: p99 < {report['target_p99_ms']:g} ms at {report['reference_rate']} req/s; "
         f"business gate p99 < {report['gate_p99_ms']:g} ms. Published p99 at "
@@ -87,8 +99,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per rate")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before an error")
     parser.add_argument("--repeat", type=int, default=1, help="measurements (fresh server each)")
-    parser.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT,
-                        help="the server's admission limit (microsub serve --max-in-flight)")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=MAX_IN_FLIGHT,
+        help="the server's admission limit (microsub serve --max-in-flight)",
+    )
     parser.add_argument("--sessions", type=int, default=500, help="sessions of request bodies")
     parser.add_argument("--in-process", type=int, default=2000, help="pages scored in-process")
     parser.add_argument("--train", action="store_true", help="run the train stage first")

@@ -404,9 +404,10 @@ def test_importance_lists_every_feature_of_each_task(result) -> None:
     coef = result.estimators["logistic_gd"][-1].coef_[0]
     assert np.array_equal(churn["linear_coef"].to_numpy(), coef)
     shown = tables.display_importance(result, "churn", top=3)
-    assert len(shown) == 3 and shown["Feature"].iloc[0] == churn.loc[
-        churn["trees_gain"].idxmax(), "feature"
-    ]
+    assert (
+        len(shown) == 3
+        and shown["Feature"].iloc[0] == churn.loc[churn["trees_gain"].idxmax(), "feature"]
+    )
 
 
 def test_depth_hazard_is_the_leave_rate_per_depth() -> None:
@@ -426,8 +427,15 @@ def test_display_tables_label_models_and_mark_the_chosen(result) -> None:
     value = tables.display_metrics(result, "value")
     assert {"Test RMSE (Yuan)", "Test MAE (Yuan)", "Test R²"} <= set(value.columns)
     agreement = tables.display_agreement(result)
-    assert agreement.columns.tolist() == ["Scratch model", "scikit-learn model", "Compared",
-                                          "Gap measured as", "Gap", "Tolerance", "Within"]
+    assert agreement.columns.tolist() == [
+        "Scratch model",
+        "scikit-learn model",
+        "Compared",
+        "Gap measured as",
+        "Gap",
+        "Tolerance",
+        "Within",
+    ]
 
 
 def _display_tables(result) -> dict[str, pd.DataFrame]:

@@ -105,7 +105,9 @@ def test_empty_lake_listing_says_how_to_fill_it(tmp_path):
 def test_run_builds_the_whole_pipeline_on_the_ci_profile(tmp_path):
     lake = str(tmp_path / "lake")
     result = runner.invoke(
-        cli.app, ["run", "--profile", "ci", "--lake", lake], catch_exceptions=False,
+        cli.app,
+        ["run", "--profile", "ci", "--lake", lake],
+        catch_exceptions=False,
         env={"COLUMNS": "160"},
     )
     assert result.exit_code == 0, result.output

@@ -41,9 +41,7 @@ def test_the_champions_compiled_predict_the_same_numbers(trained) -> None:
     np.testing.assert_array_equal(fast_churn.predict_proba(x_churn), churn.predict_proba(x_churn))
     np.testing.assert_array_equal(fast_churn.predict(x_churn), churn.predict(x_churn))
     # The value champion may be linear: its estimator sums with BLAS, so close, not equal.
-    same = (
-        _close if isinstance(fast_value, CompiledLinear) else np.testing.assert_array_equal
-    )
+    same = _close if isinstance(fast_value, CompiledLinear) else np.testing.assert_array_equal
     same(fast_value.predict(x_value), value.predict(x_value))
     for i in range(0, 3000, 97):  # one page at a time, as the service scores
         same(fast_value.predict(x_value[i : i + 1]), value.predict(x_value[i : i + 1]))
@@ -89,8 +87,9 @@ def test_regressors_and_hurdles(data, model) -> None:
     X_fit = np.nan_to_num(X) if isinstance(model, HurdleRegressor) else X
     model.fit(X_fit, amount)
     fast = compile_model(model).predict(X_fit)
-    if isinstance(model, HurdleRegressor) and not isinstance(model.classifier_,
-                                                             BoostedTreesClassifier):
+    if isinstance(model, HurdleRegressor) and not isinstance(
+        model.classifier_, BoostedTreesClassifier
+    ):
         np.testing.assert_allclose(fast, model.predict(X_fit), rtol=LINEAR_RTOL, atol=LINEAR_ATOL)
     else:
         np.testing.assert_array_equal(fast, model.predict(X_fit))

@@ -8,9 +8,7 @@ import pytest
 from microsub import contract
 from microsub.errors import ContractError
 
-SMALL = pa.schema(
-    [pa.field("a", pa.int8(), nullable=False), pa.field("b", pa.float32())]
-)
+SMALL = pa.schema([pa.field("a", pa.int8(), nullable=False), pa.field("b", pa.float32())])
 
 
 def test_conform_orders_casts_and_drops_extra_columns():

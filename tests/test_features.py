@@ -27,8 +27,18 @@ def _pages() -> pd.DataFrame:
     ]
     df = pd.DataFrame(
         rows,
-        columns=["session_id", "line_no", "action_page_id", "hour", "state_purchase_power",
-                 "n_clicks", "n_carts", "n_favs", "n_purchases", "page_value"],
+        columns=[
+            "session_id",
+            "line_no",
+            "action_page_id",
+            "hour",
+            "state_purchase_power",
+            "n_clicks",
+            "n_carts",
+            "n_favs",
+            "n_purchases",
+            "page_value",
+        ],
     )
     df["engagement"] = df["n_clicks"] + df["n_carts"]
     df["mean_ctr"] = 0.03
@@ -63,7 +73,11 @@ def test_pre_view_uses_nothing_from_the_page_itself():
     base = features.add_features(_pages())
     changed = _pages()
     changed.loc[changed.line_no == 12, ["n_clicks", "engagement", "page_value", "n_purchases"]] = [
-        9, 9, 500.0, 2]
+        9,
+        9,
+        500.0,
+        2,
+    ]
     after = features.add_features(changed)
     cols = list(features.FEATURE_SETS["value"].columns)
     row = base.line_no == 12

@@ -250,8 +250,9 @@ def _bench_figures(bench) -> dict:
         "comparison": figures.model_comparison(bench.metrics),
         "comparison_value": figures.model_comparison(bench.metrics, "value", height=3.0),
         "descent": figures.descent_paths(bench.descent),
-        "capture": figures.value_capture(bench.value_capture, bench.value_ranking, bench.metrics,
-                                         bench.config.top_share),  # fmt: skip
+        "capture": figures.value_capture(
+            bench.value_capture, bench.value_ranking, bench.metrics, bench.config.top_share
+        ),  # fmt: skip
     }
 
 

@@ -569,9 +569,7 @@ def test_a_price_is_a_number_when_python_reads_one(token):
     if value is None:
         assert parsed.quarantine.column("reason").to_pylist() == ["non-numeric value"]
     elif not (value >= 0 and np.isfinite(value)):
-        assert parsed.quarantine.column("reason").to_pylist() == [
-            "price negative, NaN or infinite"
-        ]
+        assert parsed.quarantine.column("reason").to_pylist() == ["price negative, NaN or infinite"]
     else:
         assert parsed.pages.column("price")[0].as_py()[7] == pytest.approx(value)
 

@@ -175,8 +175,9 @@ def test_calibration_compares_every_synthetic_page_and_caches_without_reading(
     monkeypatch.setattr(type(ctx.lake), "read_table", no_read)
     assert pipeline.calibration(ctx).equals(table.reset_index())
     # without the real sample there is nothing to compare with
-    absent = dataclasses.replace(ctx, settings=ctx.settings.model_copy(
-        update={"real_sample_path": tmp_path / "absent"}))
+    absent = dataclasses.replace(
+        ctx, settings=ctx.settings.model_copy(update={"real_sample_path": tmp_path / "absent"})
+    )
     assert pipeline.calibration(absent) is None
 
 

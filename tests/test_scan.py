@@ -121,9 +121,34 @@ def test_a_scanned_number_is_the_correctly_rounded_double(digits, point, negativ
 
 
 # Bytes a corrupted log is made of: separators, signs, exponents, words, non-ASCII, CR, blanks.
-_PIECES = [",", ";", ".", "-", "+", "e", "E", " ", "\t", "\r", "a", "nan", "inf", "1e3", "0",
-           "1", "2", "9", "00", "-0", "12345678901234567890", "0.1234567890123456789012",
-           "9007199254740993", "\u00e9", "\udcff", ""]
+_PIECES = [
+    ",",
+    ";",
+    ".",
+    "-",
+    "+",
+    "e",
+    "E",
+    " ",
+    "\t",
+    "\r",
+    "a",
+    "nan",
+    "inf",
+    "1e3",
+    "0",
+    "1",
+    "2",
+    "9",
+    "00",
+    "-0",
+    "12345678901234567890",
+    "0.1234567890123456789012",
+    "9007199254740993",
+    "\u00e9",
+    "\udcff",
+    "",
+]
 
 
 @st.composite

@@ -57,8 +57,8 @@ def every_fault(tmp_path: Path) -> Path:
     lines.insert(11, "   ")
     body = "".join(f"{x}\n" for x in lines).encode()
     crlf = (official_line(0) + "\r\n").encode()
-    bad_utf8 = official_line(1).replace(";0.01,", ";\udcff0.01,", 1).encode(
-        "utf-8", "surrogateescape"
+    bad_utf8 = (
+        official_line(1).replace(";0.01,", ";\udcff0.01,", 1).encode("utf-8", "surrogateescape")
     )
     return write(tmp_path, body + crlf + bad_utf8 + b"\n", "faults.txt")
 
@@ -108,8 +108,9 @@ def test_spark_reads_a_uri_itself(tmp_path, spark):
 
 
 @pytest.mark.s3
-def test_cli_ingest_with_spark_into_a_seaweedfs_lake(tmp_path, spark, s3_lake, s3_server,
-                                                     monkeypatch):
+def test_cli_ingest_with_spark_into_a_seaweedfs_lake(
+    tmp_path, spark, s3_lake, s3_server, monkeypatch
+):
     """`microsub ingest --engine spark` into an S3 lake publishes the datasets the Polars
     engine publishes: the same parts, byte for byte, and the same reconciliation."""
     raw = tmp_path / "www.data"
@@ -152,7 +153,8 @@ def test_cli_ingests_a_uri_with_spark_and_refuses_it_without(tmp_path, spark, mo
     refused = runner.invoke(cli.app, ["ingest", raw.as_uri(), "--lake", lake])
     assert refused.exit_code == 1 and "--engine spark" in refused.output
     result = runner.invoke(
-        cli.app, ["ingest", raw.as_uri(), "--engine", "spark", "--lake", lake],
+        cli.app,
+        ["ingest", raw.as_uri(), "--engine", "spark", "--lake", lake],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -161,6 +163,11 @@ def test_cli_ingests_a_uri_with_spark_and_refuses_it_without(tmp_path, spark, mo
     assert manifest.meta["source"]["uri"] == raw.as_uri()
     assert store.list(contract.BUCKET_RAW) == []
     expected, _ = run(polars_engine.ingest, raw)
-    assert_same({"pages": store.read_table(contract.BUCKET_PROCESSED).sort_by("line_no"),
-                 "items": store.read_table(contract.BUCKET_ITEMS).sort_by("line_no"),
-                 "quarantine": store.read_table(contract.BUCKET_QUARANTINE)}, expected)
+    assert_same(
+        {
+            "pages": store.read_table(contract.BUCKET_PROCESSED).sort_by("line_no"),
+            "items": store.read_table(contract.BUCKET_ITEMS).sort_by("line_no"),
+            "quarantine": store.read_table(contract.BUCKET_QUARANTINE),
+        },
+        expected,
+    )

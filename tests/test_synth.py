@@ -130,9 +130,7 @@ def test_different_seed_or_params_differ(tmp_path: Path, small) -> None:
     other = synth.generate(tmp_path / "other.txt", n_pages=SMALL, seed=SEED + 1)
     assert other.sha256 != summary.sha256
     changed_params = params.DEFAULT_PARAMS.replace(leave_bounce=0.0)
-    changed = synth.generate(
-        tmp_path / "p.txt", n_pages=SMALL, seed=SEED, params=changed_params
-    )
+    changed = synth.generate(tmp_path / "p.txt", n_pages=SMALL, seed=SEED, params=changed_params)
     assert changed.sha256 != summary.sha256
     assert changed.params_digest != summary.params_digest
 
@@ -208,9 +206,7 @@ def test_invalid_arguments_raise_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="purchase_power_probs"):
         params.DEFAULT_PARAMS.replace(purchase_power_probs=(0.5, 0.5))
     with pytest.raises(ConfigError, match="corr"):
-        params.DEFAULT_PARAMS.replace(
-            corr_ctr_cvr=0.99, corr_cvr_price=0.99, corr_ctr_price=-0.99
-        )
+        params.DEFAULT_PARAMS.replace(corr_ctr_cvr=0.99, corr_cvr_price=0.99, corr_ctr_price=-0.99)
     with pytest.raises(ValidationError, match="no_such_coefficient"):
         params.SynthParams(no_such_coefficient=1.0)
     assert not (tmp_path / "x.txt").exists()

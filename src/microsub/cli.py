@@ -223,8 +223,18 @@ def ingest(
 
 def _print_reconciliation(report: dict[str, Any], location: str) -> None:
     table = Table(title=f"ingestion into {location}", show_header=False)
-    for key in ("layout", "container", "lines_read", "pages_written", "lines_quarantined",
-                "sessions", "sessions_done", "sessions_truncated", "page_jumps", "n_purchases"):
+    for key in (
+        "layout",
+        "container",
+        "lines_read",
+        "pages_written",
+        "lines_quarantined",
+        "sessions",
+        "sessions_done",
+        "sessions_truncated",
+        "page_jumps",
+        "n_purchases",
+    ):
         value = report.get(key, "")
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     for reason, count in (report.get("quarantine_reasons") or {}).items():
@@ -260,8 +270,10 @@ def run(
     lake: LakeOpt = None,
     raw: Annotated[
         Path | None,
-        typer.Option("--raw", help="ingest this real log instead of the synthetic one "
-                     "[env MICROSUB_RAW_PATH]"),
+        typer.Option(
+            "--raw",
+            help="ingest this real log instead of the synthetic one [env MICROSUB_RAW_PATH]",
+        ),
     ] = None,
     seed: SeedOpt = None,
     force: Annotated[bool, typer.Option("--force", help="redo every stage")] = False,
@@ -295,8 +307,11 @@ def _print_outputs(ctx: pipeline.Context) -> None:
     for v in champions:
         m = v.metrics
         metric = (
-            f"ROC AUC {m['test_roc_auc']:.3f}" if "test_roc_auc" in m
-            else f"RMSE {m['test_rmse']:.2f}" if "test_rmse" in m else ""
+            f"ROC AUC {m['test_roc_auc']:.3f}"
+            if "test_roc_auc" in m
+            else f"RMSE {m['test_rmse']:.2f}"
+            if "test_rmse" in m
+            else ""
         )
         table.add_row(
             f"models:/{v.name}@{registry.CHAMPION}", v.version, v.label, metric,
@@ -388,8 +403,12 @@ def serve(
         bool, typer.Option("--access-log/--no-access-log", help="one log line per request")
     ] = False,
     max_in_flight: Annotated[
-        int, typer.Option("--max-in-flight", min=1,
-                          help="requests to /score in hand at once; more get 503 + Retry-After")
+        int,
+        typer.Option(
+            "--max-in-flight",
+            min=1,
+            help="requests to /score in hand at once; more get 503 + Retry-After",
+        ),
     ] = MAX_IN_FLIGHT,
     lake: LakeOpt = None,
 ) -> None:

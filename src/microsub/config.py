@@ -102,9 +102,7 @@ def parse_lake(value: str | Path) -> LakeLocation:
     text = str(value).strip()
     if not text.lower().startswith("s3://"):
         if "://" in text:
-            raise ValueError(
-                f"lake must be a folder path or s3://HOST:PORT, got {text!r}"
-            )
+            raise ValueError(f"lake must be a folder path or s3://HOST:PORT, got {text!r}")
         return LakeLocation("local", path=Path(text).expanduser())
     url = urlparse(text)
     if url.username or url.password:
@@ -115,9 +113,7 @@ def parse_lake(value: str | Path) -> LakeLocation:
     if not url.hostname:
         raise ValueError(f"S3 lake needs a host, as in s3://127.0.0.1:9000; got {text!r}")
     if url.path not in ("", "/"):
-        raise ValueError(
-            f"S3 lake is a server, s3://HOST:PORT, without a path; got {text!r}"
-        )
+        raise ValueError(f"S3 lake is a server, s3://HOST:PORT, without a path; got {text!r}")
     endpoint = url.hostname if url.port is None else f"{url.hostname}:{url.port}"
     return LakeLocation("s3", endpoint=endpoint)
 

@@ -244,9 +244,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
-        raise ContractError(
-            f"table lacks contract columns {missing}; it has {table.column_names}"
-        )
+        raise ContractError(f"table lacks contract columns {missing}; it has {table.column_names}")
     columns = []
     for f in schema:
         col = table.column(f.name)

@@ -113,8 +113,9 @@ def format_money(x: Any, currency: str = "Yuan", digits: int = 3, *, compact: bo
     return f"{number} {currency}"
 
 
-def format_interval(estimate: Any, low: Any, high: Any, *, level: float = 0.95,
-                    formatter: Any = format_number) -> str:
+def format_interval(
+    estimate: Any, low: Any, high: Any, *, level: float = 0.95, formatter: Any = format_number
+) -> str:
     """``"1.13 (95 % CI 1.12 to 1.14)"``: an estimate and its interval, for prose."""
     if _finite(estimate) is None:
         return "not estimable"

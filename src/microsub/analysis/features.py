@@ -372,8 +372,14 @@ def session_rows(table: np.ndarray, lengths: np.ndarray, columns: tuple[str, ...
     """
     table = np.ascontiguousarray(table, dtype=np.float64)
     lengths = np.ascontiguousarray(lengths, dtype=np.intp)
-    if (table.ndim != 2 or table.shape[1] != len(SESSION_FIELDS) or lengths.ndim != 1
-            or lengths.size == 0 or lengths.min() < 1 or lengths.sum() != table.shape[0]):
+    if (
+        table.ndim != 2
+        or table.shape[1] != len(SESSION_FIELDS)
+        or lengths.ndim != 1
+        or lengths.size == 0
+        or lengths.min() < 1
+        or lengths.sum() != table.shape[0]
+    ):
         raise ContractError(
             f"expected an (n, {len(SESSION_FIELDS)}) session table and session lengths >= 1 "
             f"summing to n; got a table of shape {table.shape} and lengths {lengths.tolist()}"

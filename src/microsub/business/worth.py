@@ -37,9 +37,7 @@ SIMULATORS = ("learned", "truth")
 def _rows(programmes: pd.DataFrame, policy: str) -> pd.DataFrame:
     rows = programmes[programmes["policy"] == policy].set_index("simulator")
     if rows.empty:
-        raise KeyError(
-            f"no programme {policy!r}; programmes: {sorted(set(programmes['policy']))}"
-        )
+        raise KeyError(f"no programme {policy!r}; programmes: {sorted(set(programmes['policy']))}")
     return rows
 
 

@@ -23,7 +23,6 @@ _NUMPY_TYPES = {
 }
 
 
-
 def real_items(values: dict[str, np.ndarray]) -> np.ndarray:
     """``(n, 50)`` bool: the slot holds an item, not padding (price = ctr = cvr = 0)."""
     return ~((values["price"] == 0) & (values["ctr"] == 0) & (values["cvr"] == 0))
@@ -116,8 +115,6 @@ def pages_table(
         for name in LIST_FIELDS:
             dtype = LIST_TYPES[name]
             columns[name] = (
-                _list_array(values[name], dtype)
-                if name in values
-                else pa.nulls(n, pa.list_(dtype))
+                _list_array(values[name], dtype) if name in values else pa.nulls(n, pa.list_(dtype))
             )
     return pa.table(columns)

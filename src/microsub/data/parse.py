@@ -135,7 +135,6 @@ def detect_layout(first_lines: Iterable[str | bytes]) -> RawLayout:
     )
 
 
-
 _BLANK = " \t\n\r\x0b\x0c"  # what bytes.strip() strips: a line of only these is blank
 
 

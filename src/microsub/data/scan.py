@@ -186,8 +186,12 @@ class _Plan:
     def __init__(self, layout: RawLayout, n: int) -> None:
         self.kinds = np.full(layout.n_fields, _SKIP, np.int64)
         self.slots = np.zeros(layout.n_fields, np.int64)
-        groups = ((_INTS, _INT), (_INT_LISTS, _INT_LIST), (_FLOAT_LISTS, _FLOAT_LIST),
-                  (_FLAG_LISTS, _FLAG_LIST))
+        groups = (
+            (_INTS, _INT),
+            (_INT_LISTS, _INT_LIST),
+            (_FLOAT_LISTS, _FLOAT_LIST),
+            (_FLAG_LISTS, _FLAG_LIST),
+        )
         self.names: dict[int, list[str]] = {}
         for names, kind in groups:
             present = [name for name in names if getattr(layout, name) is not None]
@@ -207,8 +211,12 @@ class _Plan:
 
     def values(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for kind, block in ((_INT, self.ints), (_INT_LIST, self.ilists),
-                            (_FLOAT_LIST, self.flists), (_FLAG_LIST, self.flags)):
+        for kind, block in (
+            (_INT, self.ints),
+            (_INT_LIST, self.ilists),
+            (_FLOAT_LIST, self.flists),
+            (_FLAG_LIST, self.flags),
+        ):
             for slot, name in enumerate(self.names[kind]):
                 out[name] = block[slot]
         return out

@@ -369,8 +369,11 @@ def part_states(parts: list[PartSummary]) -> list[tuple[SessionState, Successor 
         if part.first is None:
             continue
         opens = assign([part.first.page_id], [part.first.terminal], state=state).state
-        offset = state.next_session_id + part.sessions_alone - 1 + (
-            opens.next_session_id - state.next_session_id
+        offset = (
+            state.next_session_id
+            + part.sessions_alone
+            - 1
+            + (opens.next_session_id - state.next_session_id)
         )
         state = SessionState(offset, part.last_page_id, part.last_terminal)
     return out

@@ -248,10 +248,14 @@ def _lines(spark: SparkSession, uri: str) -> DataFrame:
     from pyspark.sql import functions as F
 
     pid = F.spark_partition_id()
-    return spark.read.option("lineSep", "\n").text(uri).select(
-        pid.alias("pid"),
-        (F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)).alias("rank"),
-        F.col("value").cast("binary").alias("raw"),
+    return (
+        spark.read.option("lineSep", "\n")
+        .text(uri)
+        .select(
+            pid.alias("pid"),
+            (F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)).alias("rank"),
+            F.col("value").cast("binary").alias("raw"),
+        )
     )
 
 

@@ -74,9 +74,7 @@ class Lake(ABC):
         """Names of the buckets present."""
 
     @abstractmethod
-    def _put(
-        self, bucket: str, key: str, data: bytes | memoryview, content_type: str
-    ) -> None:
+    def _put(self, bucket: str, key: str, data: bytes | memoryview, content_type: str) -> None:
         """Store ``data`` at ``key``, atomically (readers see the old or the new object)."""
 
     @abstractmethod

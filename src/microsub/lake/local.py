@@ -175,9 +175,7 @@ class LocalLake(Lake):
                 tmp.unlink(missing_ok=True)
             _fsync_dir(path.parent)
 
-    def _put(
-        self, bucket: str, key: str, data: bytes | memoryview, content_type: str
-    ) -> None:
+    def _put(self, bucket: str, key: str, data: bytes | memoryview, content_type: str) -> None:
         release = len(data) >= _RELEASE_BYTES
         self._write_atomic(self._path(bucket, key), lambda fh: fh.write(data), release=release)
 

@@ -285,9 +285,7 @@ class S3Lake(Lake):
     def _bucket_names(self) -> list[str]:
         return [b.name for b in self._call("listing buckets", self._client.list_buckets)]
 
-    def _put(
-        self, bucket: str, key: str, data: bytes | memoryview, content_type: str
-    ) -> None:
+    def _put(self, bucket: str, key: str, data: bytes | memoryview, content_type: str) -> None:
         self._call(
             "writing",
             lambda: self._client.put_object(

@@ -290,7 +290,9 @@ def _fit_and_score(spec: ModelSpec, d: TaskData, config: BenchmarkConfig) -> _Fi
 
 
 def _fit_all(
-    specs: list[ModelSpec], data: dict[str, TaskData], config: BenchmarkConfig,
+    specs: list[ModelSpec],
+    data: dict[str, TaskData],
+    config: BenchmarkConfig,
     progress: Progress | None,
 ) -> dict[str, _Fitted]:
     """Every spec fitted and scored, by key, in listing order (one BLAS thread each)."""

@@ -239,8 +239,18 @@ def value_verdict(
         )  # fmt: skip
         hv = evaluation.regression_metrics(y, ph)[metric]
         pv = evaluation.regression_metrics(y, pp)[metric]
-        out.append({"metric": metric, "hurdle_model": h, "plain_model": p, "hurdle": hv,
-                    "plain": pv, "difference": hv - pv, "ci_low": low, "ci_high": high})
+        out.append(
+            {
+                "metric": metric,
+                "hurdle_model": h,
+                "plain_model": p,
+                "hurdle": hv,
+                "plain": pv,
+                "difference": hv - pv,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     table = pd.DataFrame(out)
     rmse = table.set_index("metric").loc["rmse"]
     labels = rows.set_index("key")["model"]

@@ -76,8 +76,9 @@ def calibration_table(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 10) ->
     edges = np.unique(np.quantile(prob, np.linspace(0, 1, n_bins + 1)))
     bins = np.clip(np.searchsorted(edges, prob, side="right") - 1, 0, max(len(edges) - 2, 0))
     frame = pd.DataFrame({"bin": bins, "p": prob, "y": y_true})
-    out = frame.groupby("bin").agg(mean_predicted=("p", "mean"), observed=("y", "mean"),
-                                   count=("y", "size"))
+    out = frame.groupby("bin").agg(
+        mean_predicted=("p", "mean"), observed=("y", "mean"), count=("y", "size")
+    )
     return out.reset_index(drop=True)
 
 

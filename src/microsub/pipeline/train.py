@@ -33,9 +33,7 @@ def benchmark(ctx: Context, *, force: bool = False) -> BenchmarkResult:
     return cached_on_pages(ctx, _benchmark, code_digest(models, features, stats), force)
 
 
-def model_card(
-    ctx: Context, result: BenchmarkResult, key: str, code: str
-) -> registry.ModelCard:
+def model_card(ctx: Context, result: BenchmarkResult, key: str, code: str) -> registry.ModelCard:
     """The registry's card of benchmark model ``key``: what it is, its test and train metrics,
     the data it was trained on, and its fingerprint (data digest, seed, ``code``, key)."""
     test, train = result.row(key), result.row(key, train=True)

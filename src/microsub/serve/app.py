@@ -294,8 +294,11 @@ class FastScore:
             elif name == b"content-type" and content_type is None:
                 content_type = value
         # as FastAPI reads the header: latin-1 text, then UTF-8 bytes to compare
-        if (key is None or not _is_json(content_type)
-                or not secrets.compare_digest(key.decode("latin-1").encode(), self._key)):
+        if (
+            key is None
+            or not _is_json(content_type)
+            or not secrets.compare_digest(key.decode("latin-1").encode(), self._key)
+        ):
             await self.app(scope, receive, send)  # FastAPI answers 401 / 422 / 200
             return  # fmt: skip
         chunks, more = [], True

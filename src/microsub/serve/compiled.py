@@ -134,8 +134,10 @@ class Forest:
 
         def children(key: str) -> np.ndarray:
             return np.concatenate(
-                [np.where(p["feature"] >= 0, p[key].astype(np.intp) + r, -1)
-                 for p, r in zip(parts, roots, strict=True)]  # fmt: skip
+                [
+                    np.where(p["feature"] >= 0, p[key].astype(np.intp) + r, -1)
+                    for p, r in zip(parts, roots, strict=True)
+                ]  # fmt: skip
             ).astype(np.intp)
 
         def flat(key: str, dtype: Any) -> np.ndarray:

@@ -55,6 +55,8 @@ def set_font_scale(scale: float) -> None:
     if not scale > 0:
         raise ValueError(f"font scale must be positive, got {scale!r}")
     _TEXT["scale"] = float(scale)
+
+
 #: Colours, markers and line styles of ordered groups drawn side by side (purchase-power
 #: groups, depth bands): blue, orange and green of the colour-blind palette, never the orange
 #: and the vermillion together (neighbours a reader cannot tell apart in thin lines), each with

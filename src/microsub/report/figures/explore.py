@@ -159,7 +159,11 @@ def reward_distribution(rewards: RewardDistribution) -> Figure:
 
 
 def _survival_panel(
-    top: Axes, bottom: Axes, group: str, curve: pd.DataFrame, others: list[pd.DataFrame],
+    top: Axes,
+    bottom: Axes,
+    group: str,
+    curve: pd.DataFrame,
+    others: list[pd.DataFrame],
     color: str,
 ) -> None:
     """One group's column of :func:`survival_curves`: the other groups in grey, the curve with

@@ -58,17 +58,13 @@ def data_overview(ingest: Mapping[str, Any], n_pages: int) -> pd.DataFrame:
         ("Sessions", ingest["sessions"]),
         ("Sessions cut by the page cap (censored)", ingest["sessions_truncated"]),
     ]
-    return pd.DataFrame(
-        [(q, fmt.format_count(n)) for q, n in rows], columns=["Quantity", "Count"]
-    )
+    return pd.DataFrame([(q, fmt.format_count(n)) for q, n in rows], columns=["Quantity", "Count"])
 
 
 def gate_summary(gates: pd.DataFrame) -> pd.DataFrame:
     """Every success gate in one line each: ``Gate``, ``Target``, ``Measured``, ``Verdict``
     (upper case, so a failure is seen from the back of the room)."""
-    measured = [
-        "not measured" if v != v else fmt.format_number(v) for v in gates["value"]
-    ]
+    measured = ["not measured" if v != v else fmt.format_number(v) for v in gates["value"]]
     return pd.DataFrame({
         "Gate": gates["gate"],
         "Target": gates["target"],
