@@ -9,6 +9,7 @@ import pandas as pd
 
 from microsub import fmt
 from microsub.analysis.verdicts import HypothesisResult
+from microsub.report.tables.business import gate_display
 
 #: The five golden features, what each measures, and the hypothesis that tests it.
 GOLDEN_FEATURES = (
@@ -63,11 +64,6 @@ def data_overview(ingest: Mapping[str, Any], n_pages: int) -> pd.DataFrame:
 
 def gate_summary(gates: pd.DataFrame) -> pd.DataFrame:
     """Every success gate in one line each: ``Gate``, ``Target``, ``Measured``, ``Verdict``
-    (upper case, so a failure is seen from the back of the room)."""
-    measured = ["not measured" if v != v else fmt.format_number(v) for v in gates["value"]]
-    return pd.DataFrame({
-        "Gate": gates["gate"],
-        "Target": gates["target"],
-        "Measured": measured,
-        "Verdict": gates["verdict"].str.upper(),
-    })  # fmt: skip
+    (upper case, so a failure is seen from the back of the room): the book's gate table
+    (:func:`~microsub.report.tables.business.gate_display`) without who measured it."""
+    return gate_display(gates).drop(columns="Measured by")
