@@ -174,6 +174,17 @@ class ParsedBatch:
     n_lines: int
 
 
+def _whole_lines(data: bytes) -> bytes:
+    """``data`` with ``\\r\\n`` read as ``\\n``.
+
+    Raises:
+        ValueError: ``data`` does not end with a newline.
+    """
+    if data and not data.endswith(b"\n"):
+        raise ValueError("parse_lines needs whole lines: data must end with a newline")
+    return data.replace(b"\r\n", b"\n") if b"\r" in data else data
+
+
 def lines_frame(data: bytes, first_line_no: int = 1) -> pl.DataFrame:
     """Cut whole lines into a frame of ``line_no`` (Int64, from ``first_line_no``) and ``raw``.
 
@@ -184,10 +195,7 @@ def lines_frame(data: bytes, first_line_no: int = 1) -> pl.DataFrame:
     Raises:
         ValueError: ``data`` does not end with a newline.
     """
-    if data and not data.endswith(b"\n"):
-        raise ValueError("parse_lines needs whole lines: data must end with a newline")
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
+    data = _whole_lines(data)
     ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
     n = len(ends)
     text = data.replace(b"\n", b"")
@@ -224,10 +232,7 @@ def parse_lines(
     Raises:
         ValueError: ``data`` does not end with a newline.
     """
-    if data and not data.endswith(b"\n"):
-        raise ValueError("parse_lines needs whole lines: data must end with a newline")
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
+    data = _whole_lines(data)
     scanned = scan_text(data, layout)
     n = len(scanned.ok)
     line_no = np.arange(first_line_no, first_line_no + n, dtype=np.int64)
