@@ -320,7 +320,7 @@ def _print_outputs(ctx: pipeline.Context) -> None:
     console.print(table)
     if lake.exists(contract.BUCKET_REPORTS, latency.REPORT_KEY):
         served = latency.read(lake)
-        at = next(r for r in served["rates"] if r["rate"] == served["reference_rate"])
+        at = latency.reference_run(served)
         p99 = "no answers" if at["p99_ms"] is None else f"p99 {at['p99_ms']:.1f} ms"
         console.print(
             f"scoring service: {p99}, {at['errors']} errors at {served['reference_rate']} "

@@ -34,10 +34,9 @@ from microsub.errors import ContractError
 
 View = Literal["post", "pre"]
 
-#: Columns of the pages table the derived features need.
-REQUIRED_COLUMNS = (
-    "session_id",
-    "line_no",
+#: What a client knows of each page of a session so far: the columns of a session table
+#: (:func:`session_rows`), in order (contract names and units).
+SESSION_FIELDS = (
     "action_page_id",
     "hour",
     "state_purchase_power",
@@ -45,12 +44,13 @@ REQUIRED_COLUMNS = (
     "n_carts",
     "n_favs",
     "n_purchases",
-    "engagement",
     "page_value",
     "mean_ctr",
     "mean_cvr",
     "mean_log_price",
 )
+#: Columns of the pages table the derived features need.
+REQUIRED_COLUMNS = ("session_id", "line_no", *SESSION_FIELDS, "engagement")
 
 
 @dataclass(frozen=True)
@@ -144,21 +144,6 @@ DERIVED_COLUMNS = (
 )
 
 
-#: What a client knows of each page of a session so far: the columns of a session table
-#: (:func:`session_rows`), in order (contract names and units).
-SESSION_FIELDS = (
-    "action_page_id",
-    "hour",
-    "state_purchase_power",
-    "n_clicks",
-    "n_carts",
-    "n_favs",
-    "n_purchases",
-    "page_value",
-    "mean_ctr",
-    "mean_cvr",
-    "mean_log_price",
-)
 #: Columns :func:`session_rows` can return: the fields, ``engagement`` (clicks + carts, the
 #: contract's definition) and :data:`DERIVED_COLUMNS`.
 SESSION_COLUMNS = (*SESSION_FIELDS, "engagement", *DERIVED_COLUMNS)

@@ -29,11 +29,13 @@ SESSIONS = 200
 IN_PROCESS = 500
 
 
-def _served_models(ctx: Context) -> tuple[dict[str, registry.LoadedModel], dict[str, Any]]:
-    """The champions, and how a serving report names them."""
-    models = registry.champions(ctx.settings)
-    names = {t: {"name": m.info.name, "version": m.info.version} for t, m in models.items()}
-    return models, names
+def _champion_names(ctx: Context) -> dict[str, Any]:
+    """How a serving report names the champions (registry metadata only, no model loaded)."""
+    out: dict[str, Any] = {}
+    for task in registry.MODEL_NAMES:
+        info = registry.version(ctx.settings, task)
+        out[task] = None if info is None else {"name": info.name, "version": info.version}
+    return out
 
 
 def _current_report(ctx: Context, names: dict[str, Any]) -> dict[str, Any] | None:
@@ -60,10 +62,10 @@ def latency_stage(
     seconds = ctx.settings.latency_check_seconds
     if seconds <= 0:
         return None
-    models, names = _served_models(ctx)
-    kept = None if force else _current_report(ctx, names)
+    kept = None if force else _current_report(ctx, _champion_names(ctx))
     if kept is not None:
         return kept
+    models = registry.champions(ctx.settings)  # raises, saying how to register them, if none
     what = f"scoring service: {seconds:g} s at {latency.REFERENCE_RATE} requests/s"
     with progress(what, 1) as advance:
         bodies = measure.session_bodies(read_pages(ctx).to_pandas(), SESSIONS, ctx.settings.seed)

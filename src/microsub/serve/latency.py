@@ -191,16 +191,24 @@ def read(lake: Lake) -> dict[str, Any]:
         ) from None
 
 
+def reference_run(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of ``report["rates"]`` at the report's reference rate (the gate's run).
+
+    Raises:
+        ServingError: the report measured no run at that rate.
+    """
+    for run in report["rates"]:
+        if run["rate"] == report["reference_rate"]:
+            return dict(run)
+    raise ServingError(
+        f"{REPORT_KEY} has no run at {report['reference_rate']} requests/s; measure again"
+    )
+
+
 def scoring_p99_ms(lake: Lake) -> float:
     """The measured p99 latency (ms) at the reference rate: the value of the gate
     ``scoring_p99_ms``. A run with errors at that rate counts as failed: ``inf``."""
-    report = read(lake)
-    reference = [r for r in report["rates"] if r["rate"] == report["reference_rate"]]
-    if not reference:
-        raise ServingError(
-            f"{REPORT_KEY} has no run at {report['reference_rate']} requests/s; measure again"
-        )
-    run = reference[0]
+    run = reference_run(read(lake))
     return math.inf if run["errors"] or run["p99_ms"] is None else float(run["p99_ms"])
 
 
@@ -213,6 +221,7 @@ __all__ = [
     "publish",
     "rate_record",
     "read",
+    "reference_run",
     "scoring_p99_ms",
     "serving_report",
 ]
